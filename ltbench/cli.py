@@ -1,0 +1,210 @@
+"""The `ltbench` command line: thin wrappers that build a spec and call the library."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ltbench.errors import LtbenchError
+
+app = typer.Typer(no_args_is_help=True, pretty_exceptions_enable=False, add_completion=False,
+                  help="ltbench: long-tailed recognition benchmark (SMCL and its baselines).")
+list_app = typer.Typer(no_args_is_help=True, help="List methods, data sets, presets.")
+data_app = typer.Typer(no_args_is_help=True, help="Fetch data sets (the only commands that download).")
+app.add_typer(list_app, name="list")
+app.add_typer(data_app, name="data")
+console = Console()
+err_console = Console(stderr=True)
+_state = {"debug": False}
+
+
+@app.callback()
+def _root(debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors.")) -> None:
+    _state["debug"] = debug
+
+
+@contextmanager
+def user_errors():
+    """One clear line and a non-zero exit for anything a user can cause; tracebacks only with --debug."""
+    try:
+        yield
+    except LtbenchError as exc:
+        if _state["debug"]:
+            raise
+        err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    except OSError as exc:
+        if _state["debug"]:
+            raise
+        err_console.print(f"[red]error:[/red] {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "),
+                          highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+
+
+def _default_results() -> Path:
+    from ltbench.results import default_results_dir
+
+    return default_results_dir()
+
+
+@app.command()
+def run(
+    method: str = typer.Option(..., "--method", "-m", help="Method name (ltbench list methods)."),
+    dataset: str = typer.Option("shapes", "--dataset", "-d", help="Data set (ltbench list datasets)."),
+    ratio: str = typer.Option("100", "--ratio", "-r", help="Imbalance ratio n_max / n_min (>= 1)."),
+    seed: int = typer.Option(0, "--seed", "-s", help="Training seed (the subset seed is data_seed)."),
+    epochs: int | None = typer.Option(None, "--epochs", help="Shortcut for --set epochs=N."),
+    preset: str = typer.Option("paper", "--preset", help="paper (reference recipe), quick or cpu."),
+    set_: list[str] = typer.Option([], "--set", help="Override a setting or hyperparameter: key=value."),
+    precision: str | None = typer.Option(None, "--precision", help="fp32 or bf16 (shortcut for --set)."),
+    results_dir: Path | None = typer.Option(None, "--results-dir", help="Default: $LTBENCH_RESULTS or results/runs."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Default: $LTBENCH_DATA or ~/.cache/ltbench."),
+    download: bool = typer.Option(False, "--download", help="Download the data set if it is missing."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+    force: bool = typer.Option(False, "--force", help="Retrain even if the run is done."),
+    compile_: bool = typer.Option(False, "--compile", help="torch.compile the model."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train one run (or resume it, or do nothing if it is done)."""
+    with user_errors():
+        from ltbench.config import build_spec, parse_set_pairs
+        from ltbench.train import RuntimeOptions, train
+
+        overrides = parse_set_pairs(set_)
+        if epochs is not None:
+            overrides["epochs"] = epochs
+        if precision is not None:
+            overrides["precision"] = precision
+        spec = build_spec(method, dataset, ratio, seed, preset, overrides)
+        runtime = RuntimeOptions(results_dir=results_dir or _default_results(), data_dir=data_dir,
+                                 download=download, device=device, force=force, compile=compile_,
+                                 progress=not quiet and sys.stderr.isatty())
+        _check_writable(runtime.results_dir)
+        final = train(spec, runtime)
+        _print_final(spec.run_id, runtime.results_dir, final)
+
+
+def _check_writable(path: Path) -> None:
+    import os
+
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK):
+        raise LtbenchError(f"results dir {path} is not writable")
+
+
+def _fmt(value) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def _print_final(run_id: str, results_dir: Path, final: dict) -> None:
+    table = Table(title=run_id, show_header=True)
+    for col in ("top1", "many", "medium", "few", "best (oracle)"):
+        table.add_column(col, justify="right")
+    table.add_row(_fmt(final["top1"]), _fmt(final["many"]), _fmt(final["medium"]), _fmt(final["few"]),
+                  f"{_fmt(final['best_top1'])} @ {final['best_epoch']}")
+    console.print(table)
+    console.print(f"run directory: {Path(results_dir) / run_id}", highlight=False)
+
+
+@list_app.command("methods")
+def list_methods_cmd() -> None:
+    """Registered methods with a one-line description."""
+    from ltbench.registry import list_methods
+
+    table = Table("method", "description")
+    for entry in list_methods():
+        table.add_row(entry.name, entry.description)
+    console.print(table)
+
+
+@list_app.command("datasets")
+def list_datasets_cmd() -> None:
+    """Data sets, their size and where they come from."""
+    from ltbench.data import DATASETS
+
+    table = Table("dataset", "classes", "per class", "image", "description")
+    for info in DATASETS.values():
+        table.add_row(info.name, str(info.num_classes), str(info.max_per_class),
+                      f"{info.channels}x{info.size}x{info.size}", info.description)
+    console.print(table)
+
+
+@list_app.command("presets")
+def list_presets_cmd() -> None:
+    """Training presets per data-set family."""
+    from ltbench.config import PRESETS, TrainSettings
+
+    table = Table("preset", "family", "settings (over the defaults)")
+    table.add_row("(defaults)", "", json.dumps({k: v for k, v in TrainSettings().__dict__.items()}))
+    for name, fams in PRESETS.items():
+        for fam, values in fams.items():
+            table.add_row(name, fam, json.dumps(values))
+    console.print(table)
+
+
+@app.command()
+def splits(
+    dataset: str | None = typer.Option(None, "--dataset", "-d", help="Data set whose split to print."),
+    ratio: str = typer.Option("100", "--ratio", "-r"),
+    profile: str = typer.Option("exp", "--profile", help="exp or step."),
+    max_per_class: int | None = typer.Option(None, "--max-per-class", help="Head size (default: the full class)."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON."),
+    labels: Path | None = typer.Option(None, "--labels", help="A .npy label array to cut a subset from."),
+    seed: int = typer.Option(0, "--seed", help="Subset seed (data_seed) for --labels."),
+    out: Path | None = typer.Option(None, "--out", help="Write the subset indices (.npy) for --labels."),
+) -> None:
+    """Per-class counts, totals and shot groups of a long-tailed split (no images needed)."""
+    with user_errors():
+        from ltbench.splits import export_indices, split_summary
+
+        if labels is not None:
+            n = export_indices(labels, ratio, seed, profile, max_per_class, out)
+            console.print(f"{n} indices written to {out}", highlight=False)
+            return
+        if dataset is None:
+            raise LtbenchError("splits needs --dataset (or --labels FILE.npy --out FILE.npy)")
+        summary = split_summary(dataset, ratio, profile, max_per_class)
+        if as_json:
+            typer.echo(json.dumps(summary, indent=1))
+            return
+        console.print(f"{summary['dataset']} ratio {summary['ratio']}: {summary['total']} images, "
+                      f"{len(summary['counts'])} classes, {summary['counts'][0]} .. {summary['counts'][-1]}",
+                      highlight=False)
+        table = Table("rule", "many", "medium", "few")
+        for rule, sizes in summary["group_sizes"].items():
+            table.add_row(rule, *(str(sizes[g]) for g in ("many", "medium", "few")))
+        console.print(table)
+        console.print("counts: " + ", ".join(map(str, summary["counts"])), highlight=False)
+
+
+@data_app.command("fetch")
+def data_fetch(
+    name: str = typer.Argument(..., help="cifar10, cifar100 or fashion-mnist."),
+    data_dir: Path | None = typer.Option(None, "--data-dir"),
+) -> None:
+    """Download a data set with torchvision into the data dir."""
+    with user_errors():
+        from ltbench.data.datasets import default_data_dir, get_dataset
+
+        info = get_dataset(name)
+        if name == "shapes":
+            raise LtbenchError("shapes is generated on the fly; nothing to fetch")
+        root = data_dir or default_data_dir()
+        info.load(root, True)
+        console.print(f"{name} is ready under {root}", highlight=False)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,255 @@
+"""RunSpec: one frozen object per run holding every field that can change a number.
+
+Layering (later wins): data-set preset -> method defaults (per data-set family) -> experiment
+overrides -> `--set key=value`. Paths, devices and other runtime choices are not part of the spec,
+so they never change a run's identity. The canonical JSON of the spec hashes to the run id.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import yaml
+
+from ltbench.data.datasets import get_dataset
+from ltbench.data.longtail import PROFILES
+from ltbench.data.shots import SHOT_RULES
+from ltbench.errors import LtbenchError
+from ltbench.registry import get_method
+from ltbench.schedules import SCHEDULES, resolve_schedule
+
+PROTOCOL_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    backbone: str = "resnet32"
+    epochs: int = 200
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 2e-4
+    schedule: str = "ldam-step"
+    warmup_epochs: int | None = None  # None: the schedule's fraction of `epochs`
+    lr_milestones: tuple[int, ...] | None = None
+    precision: Literal["fp32", "bf16"] = "fp32"
+    shot_rule: str = "shots-100-20"
+
+
+# preset -> data-set family -> TrainSettings fields. `paper` is the reference recipe (spec §3.1);
+# `quick` is a CPU-scale recipe with the same schedule shape; `cpu` the real-data CPU study recipe.
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "paper": {"cifar": {}},
+    "quick": {"cifar": {"backbone": "resnet8", "epochs": 6}},
+    "cpu": {"cifar": {"backbone": "resnet20", "epochs": 30}},
+}
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    method: str
+    dataset: str
+    ratio: float
+    seed: int = 0
+    data_seed: int = 0
+    profile: str = "exp"
+    max_per_class: int | None = None
+    preset: str = "paper"
+    train: TrainSettings = field(default_factory=TrainSettings)
+    hparams: dict[str, Any] = field(default_factory=dict)
+    protocol_version: int = PROTOCOL_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def canonical_json(self) -> str:
+        return json.dumps(_jsonable(self.to_dict()), sort_keys=True, separators=(",", ":"))
+
+    @property
+    def hash(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:12]
+
+    @property
+    def setting(self) -> str:
+        """Readable setting label, e.g. cifar100-r100 or fashion-mnist-h500-r100."""
+        head = f"-h{self.max_per_class}" if self.max_per_class else ""
+        return f"{self.dataset}{head}-r{_fmt_ratio(self.ratio)}"
+
+    @property
+    def run_id(self) -> str:
+        return f"{self.setting}/{self.method}/s{self.seed}-{self.hash}"
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunSpec:
+        data = dict(data)
+        train = dict(data.pop("train"))
+        if train.get("lr_milestones") is not None:
+            train["lr_milestones"] = tuple(train["lr_milestones"])
+        return cls(train=TrainSettings(**train), **data)
+
+
+def _fmt_ratio(ratio: float) -> str:
+    return str(int(ratio)) if float(ratio).is_integer() else str(ratio)
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, float) and obj.is_integer():
+        return int(obj)  # 100.0 and 100 hash the same
+    return obj
+
+
+# ----- typed parsing of overrides ---------------------------------------------------------------
+
+def _coerce(name: str, value: Any, annotation: Any) -> Any:
+    """Check/convert an override value against a dataclass field's annotation."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(name, value, arg)
+            except LtbenchError as exc:
+                errors.append(str(exc))
+        raise LtbenchError(errors[0])
+    if origin is Literal:
+        if value not in args:
+            raise LtbenchError(f"{name}={value!r} is not one of: {', '.join(map(str, args))}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise LtbenchError(f"{name} expects a list, got {value!r}")
+        return tuple(_coerce(name, v, args[0]) for v in value)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise LtbenchError(f"{name} expects true/false, got {value!r}")
+    if annotation is int:
+        if isinstance(value, bool) or not (isinstance(value, int) or (isinstance(value, float) and value.is_integer())):
+            raise LtbenchError(f"{name} expects an integer, got {value!r}")
+        return int(value)
+    if annotation is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise LtbenchError(f"{name} expects a number, got {value!r}")
+        return float(value)
+    if annotation is str:
+        if not isinstance(value, str):
+            raise LtbenchError(f"{name} expects a string, got {value!r}")
+        return value
+    return value
+
+
+def parse_set_pairs(pairs: list[str]) -> dict[str, Any]:
+    """`key=value` strings -> dict; values are parsed as YAML scalars (1, 0.5, true, erase, [1,2])."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise LtbenchError(f"--set expects key=value, got {pair!r}")
+        try:
+            out[key.strip()] = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            raise LtbenchError(f"--set {key}: cannot parse value {raw!r}") from None
+    return out
+
+
+def _field_types(cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+
+
+# ----- building a spec --------------------------------------------------------------------------
+
+SPEC_KEYS = ("data_seed", "profile", "max_per_class")
+
+
+def build_spec(method: str, dataset: str, ratio: float, seed: int = 0, preset: str = "paper",
+               overrides: dict[str, Any] | None = None) -> RunSpec:
+    """Resolve every default and override into a RunSpec (raises LtbenchError on bad input)."""
+    entry = get_method(method)
+    info = get_dataset(dataset)
+    try:
+        ratio = float(ratio)
+    except (TypeError, ValueError):
+        raise LtbenchError(f"ratio must be a number >= 1, got {ratio!r}") from None
+    if not ratio >= 1:
+        raise LtbenchError(f"ratio must be >= 1 (e.g. 100, 50, 10), got {_fmt_ratio(ratio)}")
+    if preset not in PRESETS:
+        raise LtbenchError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    family_presets = PRESETS[preset]
+    if info.family not in family_presets:
+        raise LtbenchError(f"preset {preset!r} has no recipe for {dataset}; choose from "
+                           f"{', '.join(p for p, fam in PRESETS.items() if info.family in fam)}")
+    overrides = dict(overrides or {})
+    cls = entry.cls
+
+    train_types = _field_types(TrainSettings)
+    hp_types = _field_types(cls.Hparams)
+    spec_types = {"data_seed": int, "profile": str, "max_per_class": int | None}
+    unknown = [k for k in overrides if k not in train_types and k not in hp_types and k not in spec_types]
+    if unknown:
+        valid = sorted(set(train_types) | set(hp_types) | set(spec_types))
+        raise LtbenchError(f"unknown setting {unknown[0]!r} for method {method}; valid keys: {', '.join(valid)}")
+
+    train_values: dict[str, Any] = dataclasses.asdict(TrainSettings())
+    train_values.update(family_presets[info.family])
+    train_values.update(cls.train_defaults.get(info.family, {}))
+    hp_values: dict[str, Any] = dataclasses.asdict(cls.Hparams())
+    hp_values.update(cls.family_defaults.get(info.family, {}))
+    hp_values.update(entry.defaults)
+    spec_values: dict[str, Any] = {"data_seed": 0, "profile": "exp", "max_per_class": None}
+    for key, value in overrides.items():
+        if key in train_types:
+            train_values[key] = _coerce(key, value, train_types[key])
+        elif key in hp_types:
+            hp_values[key] = _coerce(key, value, hp_types[key])
+        else:
+            spec_values[key] = _coerce(key, value, spec_types[key])
+
+    train = _resolve_train(train_values)
+    hp_values = cls.resolve_hparams(hp_values, train.epochs)
+    cls.Hparams(**hp_values)  # constructs, i.e. validates the combination
+    _validate_spec_values(spec_values, info)
+    return RunSpec(method=method, dataset=dataset, ratio=ratio, seed=int(seed), preset=preset,
+                   train=train, hparams=dict(sorted(hp_values.items())), **spec_values)
+
+
+def _resolve_train(values: dict[str, Any]) -> TrainSettings:
+    from ltbench.models import BACKBONES
+
+    if values["epochs"] < 1:
+        raise LtbenchError(f"epochs must be >= 1, got {values['epochs']}")
+    if values["batch_size"] < 1:
+        raise LtbenchError(f"batch_size must be >= 1, got {values['batch_size']}")
+    if values["schedule"] not in SCHEDULES:
+        raise LtbenchError(f"unknown schedule {values['schedule']!r}; choose from {', '.join(SCHEDULES)}")
+    if values["shot_rule"] not in SHOT_RULES:
+        raise LtbenchError(f"unknown shot_rule {values['shot_rule']!r}; choose from {', '.join(SHOT_RULES)}")
+    if values["backbone"] not in BACKBONES:
+        raise LtbenchError(f"unknown backbone {values['backbone']!r}; choose from {', '.join(BACKBONES)}")
+    warm, marks = resolve_schedule(values["schedule"], values["epochs"])
+    if values["warmup_epochs"] is None:
+        values["warmup_epochs"] = warm
+    if values["lr_milestones"] is None:
+        values["lr_milestones"] = marks
+    return TrainSettings(**values)
+
+
+def _validate_spec_values(values: dict[str, Any], info) -> None:
+    if values["profile"] not in PROFILES:
+        raise LtbenchError(f"unknown profile {values['profile']!r}; choose from {', '.join(PROFILES)}")
+    head = values["max_per_class"]
+    if head is not None and not 1 <= head <= info.max_per_class:
+        raise LtbenchError(f"max_per_class must be in 1..{info.max_per_class} for {info.name}, got {head}")

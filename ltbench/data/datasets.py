@@ -1,0 +1,179 @@
+"""Data sets: where their images come from, and the long-tailed bundle the trainer consumes."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ltbench.data.longtail import longtail_counts, longtail_indices, subset_sha
+from ltbench.errors import LtbenchError
+
+# LDAM-DRW / CMO normalisation for every CIFAR-LT run (spec §1.1).
+CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
+DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+@dataclass
+class Pool:
+    """A full (balanced) data set as uint8 NCHW tensors, before the long-tail cut."""
+
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    test_meta: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    name: str
+    num_classes: int
+    max_per_class: int  # images per class in the full training set (the head of the LT subset)
+    channels: int
+    size: int
+    family: str  # "cifar" (32px recipes) or "imagenet"
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    description: str
+    load: Callable[[Path, bool], Pool]
+
+
+@dataclass
+class DataBundle:
+    """What the trainer gets: the long-tailed train subset and the balanced test set."""
+
+    info: DatasetInfo
+    train_images: torch.Tensor
+    train_labels: torch.Tensor
+    test_images: torch.Tensor
+    test_labels: torch.Tensor
+    class_counts: list[int]
+    subset_sha: str
+    test_meta: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def default_data_dir() -> Path:
+    """--data-dir, else $LTBENCH_DATA, else ~/.cache/ltbench."""
+    env = os.environ.get("LTBENCH_DATA")
+    return Path(env) if env else Path.home() / ".cache" / "ltbench"
+
+
+def _to_nchw(images: np.ndarray) -> torch.Tensor:
+    arr = np.asarray(images, dtype=np.uint8)
+    if arr.ndim == 3:
+        arr = arr[:, None]
+    else:
+        arr = arr.transpose(0, 3, 1, 2)
+    return torch.from_numpy(np.ascontiguousarray(arr))
+
+
+def _load_cifar(name: str) -> Callable[[Path, bool], Pool]:
+    def load(root: Path, download: bool) -> Pool:
+        import torchvision
+
+        cls = torchvision.datasets.CIFAR10 if name == "cifar10" else torchvision.datasets.CIFAR100
+        try:
+            train = cls(str(root), train=True, download=download)
+            test = cls(str(root), train=False, download=download)
+        except RuntimeError as exc:  # torchvision: "Dataset not found or corrupted"
+            raise LtbenchError(
+                f"{name} not found under {root} ({exc}); fetch it with: "
+                f"ltbench data fetch {name} --data-dir {root}"
+            ) from None
+        except Exception as exc:  # unreadable or damaged batch files
+            raise LtbenchError(f"{name} under {root} could not be read: {exc}") from None
+        return Pool(_to_nchw(train.data), torch.as_tensor(train.targets, dtype=torch.int64),
+                    _to_nchw(test.data), torch.as_tensor(test.targets, dtype=torch.int64))
+
+    return load
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (optionally gzipped); torchvision's reader does not open .gz files."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as fh:
+        data = fh.read()
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if arr.size != int(np.prod(shape)):
+        raise LtbenchError(f"{path} is truncated or damaged ({arr.size} bytes, expected shape {shape})")
+    return arr.reshape(shape).copy()  # frombuffer is read-only; torch wants writable memory
+
+
+def _fashion_mnist_dirs(root: Path) -> list[Path]:
+    return [root / "FashionMNIST" / "raw", root / "fashion-mnist", root, DEBIAN_FASHION_MNIST]
+
+
+def _load_fashion_mnist(root: Path, download: bool) -> Pool:
+    stems = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+             "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+    if download:
+        import torchvision
+
+        torchvision.datasets.FashionMNIST(str(root), train=True, download=True)
+        torchvision.datasets.FashionMNIST(str(root), train=False, download=True)
+    for folder in _fashion_mnist_dirs(root):
+        found = []
+        for stem in stems:
+            hits = [folder / stem, folder / (stem + ".gz")]
+            found.append(next((h for h in hits if h.exists()), None))
+        if all(found):
+            tr_x, tr_y, te_x, te_y = (_read_idx(p) for p in found)
+            return Pool(_to_nchw(tr_x), torch.from_numpy(tr_y.astype(np.int64)),
+                        _to_nchw(te_x), torch.from_numpy(te_y.astype(np.int64)))
+    looked = ", ".join(str(p) for p in _fashion_mnist_dirs(root))
+    raise LtbenchError(
+        f"fashion-mnist not found (looked in {looked}); install it with: "
+        "apt-get install dataset-fashion-mnist  (or: ltbench data fetch fashion-mnist)"
+    )
+
+
+def _load_shapes(root: Path, download: bool) -> Pool:
+    from ltbench.data.shapes import generate
+
+    data = generate()
+    meta = {"background": data["test_backgrounds"], "seen": data["test_seen"]}
+    return Pool(data["train_images"], data["train_labels"], data["test_images"], data["test_labels"], meta)
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    "cifar10": DatasetInfo("cifar10", 10, 5000, 3, 32, "cifar", CIFAR_MEAN, CIFAR_STD,
+                           "CIFAR-10-LT (torchvision; LDAM-DRW subset)", _load_cifar("cifar10")),
+    "cifar100": DatasetInfo("cifar100", 100, 500, 3, 32, "cifar", CIFAR_MEAN, CIFAR_STD,
+                            "CIFAR-100-LT (torchvision; LDAM-DRW subset)", _load_cifar("cifar100")),
+    "fashion-mnist": DatasetInfo("fashion-mnist", 10, 6000, 1, 28, "cifar", (0.2860,), (0.3530,),
+                                 "Fashion-MNIST-LT (real 28x28 images; Debian dataset-fashion-mnist)",
+                                 _load_fashion_mnist),
+    "shapes": DatasetInfo("shapes", 10, 500, 3, 32, "cifar", (0.5, 0.5, 0.5), (0.25, 0.25, 0.25),
+                          "procedural shapes on textures; tail classes seen on few backgrounds "
+                          "(no download)", _load_shapes),
+}
+
+
+def get_dataset(name: str) -> DatasetInfo:
+    if name not in DATASETS:
+        raise LtbenchError(f"unknown data set {name!r}; choose from {', '.join(DATASETS)}")
+    return DATASETS[name]
+
+
+def build_bundle(name: str, ratio: float, profile: str = "exp", data_seed: int = 0,
+                 max_per_class: int | None = None, data_dir: Path | None = None,
+                 download: bool = False) -> DataBundle:
+    """Load a data set and cut its long-tailed training subset (test set stays balanced)."""
+    info = get_dataset(name)
+    pool = info.load(Path(data_dir) if data_dir else default_data_dir(), download)
+    head = max_per_class or info.max_per_class
+    if head > info.max_per_class:
+        raise LtbenchError(f"{name} has {info.max_per_class} images per class; max_per_class={head} is too many")
+    counts = longtail_counts(info.num_classes, head, ratio, profile)
+    idx = longtail_indices(pool.train_labels.numpy(), counts, seed=data_seed)
+    index = torch.from_numpy(idx)
+    return DataBundle(info, pool.train_images[index].contiguous(), pool.train_labels[index],
+                      pool.test_images, pool.test_labels, counts, subset_sha(idx), pool.test_meta)

@@ -1,0 +1,148 @@
+"""The method contract: what a method declares, and the hooks the one trainer calls.
+
+A method is a named recipe. It declares its hyperparameters (a dataclass with the paper's defaults),
+the model it needs (classifier kind, projection head), the augmented views it wants of each source
+image, and any training-setting defaults (batch size, schedule) that differ from the data set's
+preset. The trainer calls `on_epoch_start(epoch)` and `training_step(batch)`; everything else
+(optimiser, schedule, precision, evaluation, checkpoints) is the trainer's.
+
+Deferred re-weighting (DRW) is an option every method has (`drw=true`), not a separate copy of
+each method: `self.class_weights` is None until `drw_start_epoch`, then the per-class weights that
+`self.ce` applies to every cross-entropy term.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ltbench.models import ModelOptions
+
+
+def epoch_fraction(fraction: float) -> dict[str, float]:
+    """Field metadata: when left as None, resolve to round(fraction * epochs) (scales with --epochs)."""
+    return {"epoch_fraction": fraction}
+
+
+@dataclass
+class BaseHparams:
+    """Hyperparameters every method has: deferred re-weighting (spec §4.2)."""
+
+    drw: bool = False
+    drw_weighting: Literal["cb", "inverse"] = "cb"
+    drw_beta: float = 0.9999
+    drw_start_epoch: int | None = field(default=None, metadata=epoch_fraction(0.8))
+
+
+@dataclass
+class Batch:
+    """One training step's source batch: raw uint8 images, labels and the method's augmented views."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    views: list[torch.Tensor]
+
+
+@dataclass
+class StepOutput:
+    """The loss to minimise and named scalars (device tensors; the trainer averages them per epoch)."""
+
+    loss: torch.Tensor
+    logs: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class TrainerServices:
+    """What the trainer offers a method (the trainer implements it; tests may fake it)."""
+
+    num_classes: int
+    class_counts: list[int]
+    epochs: int
+    device: torch.device
+    generator: torch.Generator  # device-side randomness (per-sample parameters, sampling)
+    rng: np.random.Generator  # host-side per-batch scalars (lambda, Bernoulli decisions)
+    image_size: tuple[int, int]
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    def forward(self, views: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """Run the model once on the concatenated views; (logits, features) per view."""
+        raise NotImplementedError
+
+    def augment(self, pipeline: str, images: torch.Tensor) -> torch.Tensor:
+        """Augment a uint8 batch with a named pipeline; float [0, 1] pixels, not yet normalised."""
+        raise NotImplementedError
+
+    def draw(self, kind: str, n: int, **params: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """n training images and labels from a class sampler (`class_sampling_probabilities` kinds)."""
+        raise NotImplementedError
+
+
+class Method:
+    """Base class. Subclasses set `Hparams`, `description`, and override the hooks they need."""
+
+    Hparams: ClassVar[type[BaseHparams]] = BaseHparams
+    description: ClassVar[str] = ""
+    # data-set family -> hyperparameter defaults that differ from the dataclass defaults
+    family_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+    # data-set family -> training-setting defaults (batch_size, schedule, ...) that differ from the preset
+    train_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    def __init__(self, hp: BaseHparams, services: TrainerServices):
+        self.hp = hp
+        self.sv = services
+        self.epoch = 0
+        self.class_weights: torch.Tensor | None = None
+
+    # ----- declarations -------------------------------------------------------------------
+    def model_options(self) -> ModelOptions:
+        return ModelOptions()
+
+    def views(self) -> tuple[str, ...]:
+        """Augmentation pipelines applied to each source image, one view each."""
+        return ("standard",)
+
+    @classmethod
+    def resolve_hparams(cls, values: dict[str, Any], epochs: int) -> dict[str, Any]:
+        """Fill epoch-derived defaults left as None (metadata `epoch_fraction`)."""
+        out = dict(values)
+        for f in dataclasses.fields(cls.Hparams):
+            frac = f.metadata.get("epoch_fraction")
+            if frac is not None and out.get(f.name) is None:
+                out[f.name] = round(frac * epochs)
+        return out
+
+    # ----- hooks --------------------------------------------------------------------------
+    def on_epoch_start(self, epoch: int) -> None:
+        self.epoch = epoch
+        self.class_weights = self._drw_weights(epoch)
+
+    def training_step(self, batch: Batch) -> StepOutput:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """Method state that must survive a resume (most methods have none)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+    # ----- shared pieces ------------------------------------------------------------------
+    def _drw_weights(self, epoch: int) -> torch.Tensor | None:
+        hp = self.hp
+        if not hp.drw or epoch < (hp.drw_start_epoch or 0):
+            return None
+        from ltbench.losses import class_balanced_weights, inverse_frequency_weights
+
+        counts = self.sv.class_counts
+        w = class_balanced_weights(counts, hp.drw_beta) if hp.drw_weighting == "cb" else \
+            inverse_frequency_weights(counts)
+        return w.to(self.sv.device)
+
+    def ce(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Cross-entropy with the DRW weights when active (PyTorch's weighted-mean reduction)."""
+        return F.cross_entropy(logits.float(), targets, weight=self.class_weights)

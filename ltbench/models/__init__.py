@@ -1,0 +1,49 @@
+"""Backbones, heads and the model the trainer builds for a method."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ltbench.models.heads import NormedLinear, ProjectionHead, make_classifier
+from ltbench.models.resnet_cifar import ResNetCifar
+
+BACKBONES = ("resnet32", "resnet20", "resnet8")
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """What a method asks of the model: classifier kind and an optional projection head."""
+
+    classifier: str = "linear"
+    projection: bool = False
+    head_hidden: int = 512
+    feat_dim: int = 128
+
+
+class LTModel(nn.Module):
+    """Backbone + classifier (+ projection head). forward returns (logits, features or None)."""
+
+    def __init__(self, backbone: nn.Module, feat_in: int, num_classes: int, options: ModelOptions):
+        super().__init__()
+        self.backbone = backbone
+        self.classifier = make_classifier(options.classifier, feat_in, num_classes)
+        self.projection = ProjectionHead(feat_in, options.head_hidden, options.feat_dim) if options.projection else None
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        feats = self.backbone(x)
+        logits = self.classifier(feats)
+        proj = self.projection(feats) if self.projection is not None else None
+        return logits, proj
+
+
+def build_model(backbone: str, num_classes: int, in_channels: int, options: ModelOptions) -> LTModel:
+    if backbone.startswith("resnet") and backbone[6:].isdigit() and backbone != "resnet50":
+        net = ResNetCifar(int(backbone[6:]), in_channels)
+        return LTModel(net, net.out_dim, num_classes, options)
+    raise ValueError(f"unknown backbone {backbone!r}; choose from {', '.join(BACKBONES)}")
+
+
+__all__ = ["BACKBONES", "LTModel", "ModelOptions", "NormedLinear", "ProjectionHead", "build_model"]

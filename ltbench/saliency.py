@@ -1,0 +1,294 @@
+"""Saliency maps and box-centre locators for SMCL's saliency masking (methods spec §4.8, §4.10.2 eq. 1).
+
+SMCL masks a box centred on the saliency peak of each image. This module gives the map, the peak and the
+three locators of the SMCL Table 3 ablation (§4.10.6): ``saliency``, ``random`` and ``center``.
+
+Inputs are batched images ``[N, C, H, W]`` with C = 3 (RGB) or C = 1 (grayscale), either ``uint8`` or
+floating point holding *un-normalised* pixels in [0, 1]. All outputs live on the images' device.
+
+Operators (``method``)
+----------------------
+``"fine-grained"`` (default, the reference operator)
+    OpenCV ``cv2.saliency.StaticSaliencyFineGrained`` (Montabone & Soto), the operator SaliencyMix uses and
+    SMCL cites. One detector is created lazily and reused. The batch goes to the host in a single copy (the
+    only host sync, OpenCV needs host memory) and ``computeSaliency`` runs image by image. What OpenCV
+    receives depends on ``input_repr`` (spec §4.10.3 C):
+
+    * ``input_repr="uint8"`` (default): a C-contiguous ``uint8`` array, ``H x W x 3`` for RGB with the
+      channels in stored (RGB) order, no BGR swap (OpenCV then applies its BGR->gray weights to RGB data,
+      as it does in SaliencyMix); ``H x W`` for grayscale. Float images are converted with
+      ``round(x * 255)`` clamped to [0, 255], which is exact for pixels that are k/255.
+    * ``input_repr="normalized"``: what the SaliencyMix code hands to OpenCV. The image as float32
+      ``x = uint8 / 255`` (float inputs are used as given, cast to float32), normalised with
+      ``(x - mean) / std`` in float32 (subtract, then divide, the torchvision ``Normalize`` order, so the
+      bits match), then laid out as a C-contiguous float32 ``H x W x C`` array (``H x W`` for C = 1).
+      ``mean``/``std`` default to SaliencyMix's CIFAR constants, ``SALIENCYMIX_CIFAR_MEAN`` =
+      (125.3, 123.0, 113.9)/255 and ``SALIENCYMIX_CIFAR_STD`` = (63.0, 62.1, 66.7)/255 (source:
+      afm-shahab-uddin/SaliencyMix ``SaliencyMix_CIFAR/saliencymix.py``); these differ from the LDAM/CMO
+      values (0.4914, 0.4822, 0.4465)/(0.2023, 0.1994, 0.2010). Grayscale images need explicit values.
+
+    **What OpenCV does with a float32 input** (opencv-contrib-python-headless 5.0.0, checked here; the
+    logic is in opencv_contrib ``modules/saliency/src/staticSaliencyFineGrained.cpp``). The image is
+    converted to gray (``cvtColor`` keeps float32) and blurred twice, and the integral image is built from
+    these real float values. The centre value of every centre-surround comparison, however, is read with
+    ``at<uchar>(y, x)``: byte ``x`` of row ``y`` of the float32 buffer, i.e. byte ``x % 4`` of the
+    little-endian float at column ``x // 4``. Only the left quarter of each row supplies centre values,
+    each float spread over four map columns, and the surround means (sums of values of magnitude ~1,
+    divided by the window area) are negligible next to bytes of 0..255. Observed: a Python re-implementation
+    of the C++ loops fed those bytes reproduces OpenCV's float32 maps exactly (RGB and gray); the map
+    correlates with the raw bytes of the blurred gray's left quarter at r > 0.999; a constant float image
+    gives a map with period 4 along columns (a constant uint8 image gives an all-zero map); the peak never
+    falls on a column with ``x % 4 == 3`` (the sign/exponent byte, <= 0xC0 for |v| < 4). The
+    ``normalized`` map is therefore a byte-level pattern, not the image's saliency (spec §4.8, §4.10.3 C).
+
+    Following SaliencyMix, OpenCV's float map in [0, 1] is quantised with ``(map * 255).astype(uint8)``
+    (numpy float32 product, truncation) before the argmax. The returned maps are those uint8 values
+    divided by 255 (float32, exactly k/255), so the argmax and its ties are the reference's.
+
+``"spectral-residual"``
+    Hou & Zhang (CVPR 2007) spectral residual, batched on the device with ``torch.fft`` and no host sync
+    (recipe of perf-anchors §1.4/§4.3): Rec.601 gray (0.299 R + 0.587 G + 0.114 B) -> ``fft2`` -> log
+    amplitude minus its 3 x 3 local mean (``avg_pool2d``; circular padding because the DFT is periodic;
+    for real images this equals reflect padding at the zero-frequency border) -> ``ifft2`` of
+    ``exp(residual) * exp(i * phase)`` -> squared magnitude -> 5 x 5 Gaussian blur, sigma = 1 px
+    (``conv2d``, replicate padding) -> per-image min-max to [0, 1] (an all-constant map becomes 0).
+    The map is computed at the image's own resolution (Hou & Zhang work at 64 x 64; no resizing here)
+    and is invariant to a global gain of the gray image. It is a different saliency map from the OpenCV
+    one (perf-anchors §2.4), a documented option, not a substitute.
+
+Peak and locators
+-----------------
+``peak`` returns the (row, col) of the first maximum in row-major order, like SaliencyMix's
+``np.unravel_index(np.argmax(...))``: ``torch.argmax`` documents that ties return the first index.
+``locate`` gives the box centre per image for ``"saliency"`` (peak of the map), ``"random"`` (uniform
+row in [0, H) then uniform column in [0, W), drawn with ``torch.randint`` on the images' device with the
+given generator, as CutMix's random box centre) or ``"center"`` ((H // 2, W // 2)).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+__all__ = [
+    "INPUT_REPRS",
+    "LOCATORS",
+    "SALIENCY_METHODS",
+    "SALIENCYMIX_CIFAR_MEAN",
+    "SALIENCYMIX_CIFAR_STD",
+    "SR_BLUR_KSIZE",
+    "SR_BLUR_SIGMA",
+    "locate",
+    "peak",
+    "saliency_maps",
+]
+
+SALIENCY_METHODS = ("fine-grained", "spectral-residual")
+LOCATORS = ("saliency", "random", "center")
+INPUT_REPRS = ("uint8", "normalized")
+
+# SaliencyMix CIFAR normalisation (afm-shahab-uddin/SaliencyMix, SaliencyMix_CIFAR/saliencymix.py).
+SALIENCYMIX_CIFAR_MEAN = tuple(v / 255.0 for v in (125.3, 123.0, 113.9))
+SALIENCYMIX_CIFAR_STD = tuple(v / 255.0 for v in (63.0, 62.1, 66.7))
+
+# Spectral residual: Gaussian blur of the squared-magnitude map (kernel side, sigma in pixels).
+SR_BLUR_KSIZE = 5
+SR_BLUR_SIGMA = 1.0
+_SR_GRAY_WEIGHTS = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma, applied to RGB order
+_SR_LOG_EPS = 1e-8  # keeps log finite at exactly-zero spectral amplitudes
+
+
+def _check_choice(value: str, choices: tuple[str, ...], what: str) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r}; choose one of {', '.join(repr(c) for c in choices)}")
+
+
+def _check_images(images: torch.Tensor) -> None:
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"images must be a torch.Tensor, got {type(images).__name__}")
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"images must be [N, C, H, W] with C in (1, 3), got shape {tuple(images.shape)}")
+    if images.dtype != torch.uint8 and not images.is_floating_point():
+        raise TypeError(f"images must be uint8 or floating point, got {images.dtype}")
+
+
+def _as_unit_float(images: torch.Tensor) -> torch.Tensor:
+    """float32 pixels in [0, 1]: uint8 / 255 (as torchvision ``ToTensor``), floats cast to float32."""
+    if images.dtype == torch.uint8:
+        return images.to(torch.float32).div(255)
+    return images.to(torch.float32)
+
+
+def _as_uint8(images: torch.Tensor) -> torch.Tensor:
+    if images.dtype == torch.uint8:
+        return images
+    return images.to(torch.float32).mul(255).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def _channel_stats(values: Sequence[float] | None, default: tuple[float, ...], channels: int, what: str):
+    if values is None:
+        if channels != len(default):
+            raise ValueError(
+                f"the default SaliencyMix CIFAR {what} has {len(default)} channels; "
+                f"pass {what} explicitly for {channels}-channel images"
+            )
+        values = default
+    values = tuple(float(v) for v in values)
+    if len(values) not in (1, channels):
+        raise ValueError(f"{what} must have 1 or {channels} values, got {len(values)}")
+    return values
+
+
+def _normalized(images: torch.Tensor, mean, std) -> torch.Tensor:
+    channels = images.shape[1]
+    mean = _channel_stats(mean, SALIENCYMIX_CIFAR_MEAN, channels, "mean")
+    std = _channel_stats(std, SALIENCYMIX_CIFAR_STD, channels, "std")
+    x = _as_unit_float(images)
+    m = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+    s = torch.tensor(std, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+    return x.sub(m).div(s)  # torchvision Normalize order: subtract, then divide (float32)
+
+
+@functools.lru_cache(maxsize=1)
+def _fine_grained_detector():
+    import cv2  # lazy: spectral residual and the other locators do not need OpenCV
+
+    return cv2.saliency.StaticSaliencyFineGrained_create()
+
+
+def _fine_grained(images: torch.Tensor, input_repr: str, mean, std) -> torch.Tensor:
+    n, c, h, w = images.shape
+    prepared = _as_uint8(images) if input_repr == "uint8" else _normalized(images, mean, std)
+    # One device->host copy of the whole batch in N x H x W x C layout (the host sync OpenCV needs).
+    host = prepared.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+    if c == 1:
+        host = host[..., 0]
+    detector = _fine_grained_detector()
+    quantised = np.empty((n, h, w), dtype=np.uint8)
+    for i in range(n):
+        ok, smap = detector.computeSaliency(np.ascontiguousarray(host[i]))
+        if not ok:
+            raise RuntimeError(f"OpenCV fine-grained saliency failed on image {i}")
+        quantised[i] = (smap * 255).astype(np.uint8)  # SaliencyMix's quantisation before its argmax
+    return torch.from_numpy(quantised).to(images.device).to(torch.float32).div_(255)
+
+
+def _gaussian_kernel(ksize: int, sigma: float, device: torch.device) -> torch.Tensor:
+    t = torch.arange(ksize, dtype=torch.float32, device=device) - (ksize - 1) / 2
+    g = torch.exp(-(t * t) / (2.0 * sigma * sigma))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :]).view(1, 1, ksize, ksize)
+
+
+def _spectral_residual(images: torch.Tensor) -> torch.Tensor:
+    x = _as_unit_float(images)
+    if x.shape[1] == 3:
+        weights = torch.tensor(_SR_GRAY_WEIGHTS, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+        gray = (x * weights).sum(dim=1)
+    else:
+        gray = x[:, 0]
+    spectrum = torch.fft.fft2(gray)
+    log_amp = torch.log(spectrum.abs() + _SR_LOG_EPS)
+    phase = torch.angle(spectrum)
+    local_mean = F.avg_pool2d(F.pad(log_amp[:, None], (1, 1, 1, 1), mode="circular"), 3, stride=1)[:, 0]
+    residual = log_amp - local_mean
+    sal = torch.fft.ifft2(torch.polar(torch.exp(residual), phase)).abs().square()
+    k = SR_BLUR_KSIZE
+    kernel = _gaussian_kernel(k, SR_BLUR_SIGMA, sal.device)
+    sal = F.conv2d(F.pad(sal[:, None], (k // 2,) * 4, mode="replicate"), kernel)[:, 0]
+    lo = sal.amin(dim=(1, 2), keepdim=True)
+    hi = sal.amax(dim=(1, 2), keepdim=True)
+    return (sal - lo) / (hi - lo).clamp_min(torch.finfo(torch.float32).tiny)
+
+
+@torch.no_grad()
+def saliency_maps(
+    images: torch.Tensor,
+    method: str = "fine-grained",
+    input_repr: str = "uint8",
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> torch.Tensor:
+    """Per-image saliency maps.
+
+    Args:
+        images: ``[N, C, H, W]``, C in (1, 3), ``uint8`` or float un-normalised pixels in [0, 1].
+        method: one of ``SALIENCY_METHODS`` (see the module docstring).
+        input_repr: ``"uint8"`` or ``"normalized"``: what the fine-grained operator hands to OpenCV.
+            Validated but unused by ``"spectral-residual"``.
+        mean, std: per-channel normalisation for ``input_repr="normalized"`` (1 or C values); ``None``
+            means SaliencyMix's CIFAR constants (RGB only).
+
+    Returns:
+        float32 ``[N, H, W]`` on ``images.device``. Fine-grained: SaliencyMix's uint8-quantised map / 255.
+        Spectral residual: per-image min-max normalised to [0, 1].
+    """
+    _check_choice(method, SALIENCY_METHODS, "saliency method")
+    _check_choice(input_repr, INPUT_REPRS, "saliency input representation")
+    _check_images(images)
+    if images.shape[0] == 0:
+        return torch.empty(0, *images.shape[2:], dtype=torch.float32, device=images.device)
+    if method == "fine-grained":
+        return _fine_grained(images, input_repr, mean, std)
+    return _spectral_residual(images)
+
+
+def peak(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, cols) int64 ``[N]`` of the first maximum of each ``[H, W]`` map in row-major order.
+
+    ``torch.argmax`` over the flattened map returns the first maximal index on CPU and CUDA, which matches
+    SaliencyMix's ``np.unravel_index(np.argmax(map), map.shape)``.
+    """
+    if maps.ndim != 3 or maps.shape[1] * maps.shape[2] == 0:
+        raise ValueError(f"maps must be a non-empty [N, H, W] tensor, got shape {tuple(maps.shape)}")
+    n, _, w = maps.shape
+    flat_idx = torch.argmax(maps.reshape(n, -1), dim=1)
+    return torch.div(flat_idx, w, rounding_mode="floor"), torch.remainder(flat_idx, w)
+
+
+@torch.no_grad()
+def locate(
+    images: torch.Tensor,
+    locator: str = "saliency",
+    method: str = "fine-grained",
+    input_repr: str = "uint8",
+    generator: torch.Generator | None = None,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Box centre (rows, cols), int64 ``[N]`` on ``images.device``, for each image.
+
+    Args:
+        images: ``[N, C, H, W]`` as for :func:`saliency_maps`.
+        locator: ``"saliency"`` (peak of the saliency map), ``"random"`` (uniform rows in [0, H) then
+            uniform cols in [0, W), ``torch.randint`` with ``generator``, which must live on the images'
+            device) or ``"center"`` ((H // 2, W // 2) for every image).
+        method, input_repr, mean, std: passed to :func:`saliency_maps` for ``"saliency"``; validated always.
+        generator: random source for ``"random"``; ``None`` uses the global RNG of the device.
+    """
+    _check_choice(locator, LOCATORS, "locator")
+    _check_choice(method, SALIENCY_METHODS, "saliency method")
+    _check_choice(input_repr, INPUT_REPRS, "saliency input representation")
+    _check_images(images)
+    n, _, h, w = images.shape
+    device = images.device
+    if locator == "saliency":
+        return peak(saliency_maps(images, method, input_repr, mean, std)) if n else _empty_pair(device)
+    if locator == "random":
+        rows = torch.randint(0, h, (n,), generator=generator, device=device)
+        cols = torch.randint(0, w, (n,), generator=generator, device=device)
+        return rows, cols
+    return (
+        torch.full((n,), h // 2, dtype=torch.int64, device=device),
+        torch.full((n,), w // 2, dtype=torch.int64, device=device),
+    )
+
+
+def _empty_pair(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    empty = torch.empty(0, dtype=torch.int64, device=device)
+    return empty, empty.clone()
+

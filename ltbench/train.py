@@ -1,0 +1,402 @@
+"""The one trainer: every method runs through `train(spec, runtime)`.
+
+The training set lives on the device as uint8; each step gathers an index batch from a per-epoch
+permutation, augments it there in batched calls with per-sample random parameters, and hands the
+views to the method, which returns a loss. The trainer owns the optimiser, the LR schedule,
+precision, evaluation, metrics and checkpoints, and never branches on a method's name.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+import traceback
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ltbench import __version__
+from ltbench import augment as aug
+from ltbench.config import RunSpec
+from ltbench.data.datasets import DataBundle, build_bundle
+from ltbench.data.sampling import class_index_table, class_sampling_probabilities, sample_indices
+from ltbench.errors import LtbenchError
+from ltbench.method import Batch, Method, TrainerServices
+from ltbench.metrics import confusion_matrix, subset_accuracy, summarize
+from ltbench.models import build_model
+from ltbench.registry import get_method
+from ltbench.results import append_jsonl, atomic_write_bytes, atomic_write_json, load_final, read_json, read_jsonl
+from ltbench.schedules import lr_at
+
+EVAL_BATCH = 1024
+
+
+@dataclass
+class RuntimeOptions:
+    """Choices that do not change a run's numbers (on a given device) and so are not in the spec."""
+
+    results_dir: Path = Path("results/runs")
+    data_dir: Path | None = None
+    download: bool = False
+    device: str = "auto"
+    force: bool = False
+    progress: bool = False
+    channels_last: bool | None = None  # None: on for CUDA
+    compile: bool = False
+    argv: list[str] = field(default_factory=lambda: list(sys.argv))
+    stop_after_epochs: int | None = None  # end this session early (tests; time-sliced jobs)
+
+
+class RunDiverged(LtbenchError):
+    pass
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise LtbenchError("--device cuda was asked for, but torch sees no CUDA device")
+    if name != "cpu" and not name.startswith("cuda"):
+        raise LtbenchError(f"unknown device {name!r}; choose auto, cpu or cuda[:N]")
+    return torch.device(name)
+
+
+# ----- pipelines ---------------------------------------------------------------------------------
+
+def _pipeline(name: str, images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Named augmentation pipelines (uint8 in, float [0, 1] out), all batched on the device."""
+    if name == "standard":  # RandomCrop(pad 4) + flip (LDAM-DRW / CMO, spec §3.1)
+        return aug.random_crop_flip(images, padding=4, generator=gen)
+    if name == "cutout":  # crop + flip + CutOut(1 x 16) before normalisation (spec §5.1)
+        return aug.cutout(aug.random_crop_flip(images, padding=4, generator=gen), length=16, generator=gen)
+    if name == "sim":  # SupCon CIFAR SimAugment (spec §5.2)
+        return aug.sim_augment(images, generator=gen)
+    if name == "none":
+        return images.float() / 255.0
+    raise LtbenchError(f"unknown augmentation pipeline {name!r}; choose standard, cutout, sim or none")
+
+
+class Trainer(TrainerServices):
+    """Holds the run's state; implements the services a method may call."""
+
+    def __init__(self, spec: RunSpec, bundle: DataBundle, device: torch.device, runtime: RuntimeOptions):
+        self.spec, self.bundle, self.device, self.runtime = spec, bundle, device, runtime
+        info = bundle.info
+        self.num_classes = info.num_classes
+        self.class_counts = list(bundle.class_counts)
+        self.epochs = spec.train.epochs
+        self.image_size = tuple(bundle.train_images.shape[-2:])
+        self.mean, self.std = info.mean, info.std
+        torch.manual_seed(spec.seed)
+        self.generator = torch.Generator(device=device).manual_seed(spec.seed)
+        self.rng = np.random.default_rng(spec.seed)
+        self.train_images = bundle.train_images.to(device)
+        self.train_labels = bundle.train_labels.to(device)
+        self._norm = (torch.tensor(info.mean, device=device).view(1, -1, 1, 1),
+                      torch.tensor(info.std, device=device).view(1, -1, 1, 1))
+        self._class_table = class_index_table(self.train_labels, self.num_classes)
+        self._probs: dict[tuple, torch.Tensor] = {}
+
+        entry = get_method(spec.method)
+        self.method: Method = entry.cls(entry.cls.Hparams(**spec.hparams), self)
+        self.model = build_model(spec.train.backbone, self.num_classes, info.channels,
+                                 self.method.model_options()).to(device)
+        self.channels_last = runtime.channels_last if runtime.channels_last is not None else device.type == "cuda"
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self._forward = torch.compile(self.model) if runtime.compile else self.model
+        t = spec.train
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=t.lr, momentum=t.momentum,
+                                         weight_decay=t.weight_decay)
+
+    # ----- services -------------------------------------------------------------------------
+    def autocast(self):
+        if self.spec.train.precision == "bf16":
+            return torch.autocast(self.device.type, dtype=torch.bfloat16)
+        return nullcontext()
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - self._norm[0]) / self._norm[1]
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def forward(self, views: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        sizes = [v.shape[0] for v in views]
+        with self.autocast():
+            logits, feats = self._forward(self.normalize(torch.cat(views)))
+        logits = logits.float().split(sizes)
+        feats = feats.float().split(sizes) if feats is not None else [None] * len(sizes)
+        return list(zip(logits, feats))
+
+    def augment(self, pipeline: str, images: torch.Tensor) -> torch.Tensor:
+        return _pipeline(pipeline, images, self.generator)
+
+    def draw(self, kind: str, n: int, **params: float) -> tuple[torch.Tensor, torch.Tensor]:
+        key = (kind, tuple(sorted(params.items())))
+        if key not in self._probs:
+            probs = class_sampling_probabilities(self.class_counts, kind, **params)
+            self._probs[key] = torch.as_tensor(probs, dtype=torch.float32, device=self.device)
+        idx = sample_indices(self._probs[key], *self._class_table, n, self.generator)
+        return self.train_images[idx], self.train_labels[idx]
+
+    # ----- loop -----------------------------------------------------------------------------
+    def train_epoch(self, epoch: int, on_step=None) -> dict[str, float]:
+        t = self.spec.train
+        lr = lr_at(epoch, t.lr, t.schedule, t.epochs, t.warmup_epochs, t.lr_milestones)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        self.method.on_epoch_start(epoch)
+        self.model.train()
+        n = self.train_images.shape[0]
+        perm = torch.randperm(n, generator=self.generator, device=self.device)
+        sums: dict[str, torch.Tensor] = {}
+        steps, data_time = 0, 0.0
+        for start in range(0, n, t.batch_size):  # drop_last=False, as the references
+            t0 = time.perf_counter()
+            idx = perm[start:start + t.batch_size]
+            images, labels = self.train_images[idx], self.train_labels[idx]
+            views = [self.augment(p, images) for p in self.method.views()]
+            data_time += time.perf_counter() - t0
+            out = self.method.training_step(Batch(images, labels, views))
+            self.optimizer.zero_grad(set_to_none=True)
+            out.loss.backward()
+            self.optimizer.step()
+            # accumulate on the device: no host sync inside the step
+            for key, value in {"loss": out.loss, **out.logs}.items():
+                sums[key] = sums.get(key, 0.0) + value.detach().float()
+            steps += 1
+            if on_step is not None:
+                on_step()
+        logs = {k: float(v) / steps for k, v in sums.items()}  # one sync per epoch
+        if not math.isfinite(logs["loss"]):
+            raise RunDiverged(f"non-finite training loss at epoch {epoch}")
+        return {"lr": lr, **logs, "data_time_s": data_time}
+
+    @torch.inference_mode()
+    def predict(self) -> torch.Tensor:
+        self.model.eval()
+        preds = []
+        images = self.bundle.test_images
+        for start in range(0, images.shape[0], EVAL_BATCH):
+            x = images[start:start + EVAL_BATCH].to(self.device).float() / 255.0
+            with self.autocast():
+                logits, _ = self._forward(self.normalize(x))
+            preds.append(logits.argmax(dim=1))
+        return torch.cat(preds).cpu()
+
+    def evaluate(self) -> dict[str, Any]:
+        preds = self.predict()
+        labels = self.bundle.test_labels
+        rule = self.spec.train.shot_rule
+        out = summarize(confusion_matrix(preds, labels, self.num_classes), self.class_counts, rule)
+        for name, mask in self.bundle.test_meta.items():
+            if mask.dtype == torch.bool:  # e.g. shapes: was this (class, background) pair seen in training?
+                seen = subset_accuracy(preds, labels, mask, self.class_counts, rule)
+                unseen = subset_accuracy(preds, labels, ~mask, self.class_counts, rule)
+                out[f"{name}_split"] = {"seen": seen, "unseen": unseen,
+                                        "gap": {k: (None if seen[k] is None or unseen[k] is None
+                                                    else seen[k] - unseen[k]) for k in seen}}
+        return out
+
+    # ----- checkpoints ----------------------------------------------------------------------
+    def state(self, next_epoch: int, best: dict, elapsed: float) -> dict[str, Any]:
+        return {
+            "spec_hash": self.spec.hash, "next_epoch": next_epoch, "best": best, "elapsed": elapsed,
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "method": self.method.state_dict(), "generator": self.generator.get_state(),
+            "rng": self.rng.bit_generator.state, "torch_cpu_rng": torch.get_rng_state(),
+        }
+
+    def load_state(self, ckpt: dict[str, Any]) -> None:
+        self.model.load_state_dict(ckpt["model"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.method.load_state_dict(ckpt["method"])
+        self.generator.set_state(ckpt["generator"])
+        self.rng.bit_generator.state = ckpt["rng"]
+        torch.set_rng_state(ckpt["torch_cpu_rng"])
+
+
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: Path, spec: RunSpec) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as exc:  # a torn file cannot occur (atomic rename), but a foreign one can
+        raise LtbenchError(f"{path} cannot be read ({exc}); delete it to restart the run") from None
+    if ckpt.get("spec_hash") != spec.hash:
+        raise LtbenchError(f"{path} belongs to another spec ({ckpt.get('spec_hash')} != {spec.hash}); "
+                           "refusing to resume across specs")
+    return ckpt
+
+
+def environment(device: torch.device, runtime: RuntimeOptions, trainer: Trainer | None = None) -> dict[str, Any]:
+    src = Path(__file__).resolve().parent
+
+    def git(*args: str) -> str | None:
+        try:
+            res = subprocess.run(["git", *args], cwd=src, capture_output=True, text=True, timeout=10)
+            return res.stdout.strip() if res.returncode == 0 else None
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    import torchvision
+
+    status = git("status", "--porcelain", "--untracked-files=no")
+    return {
+        "ltbench": __version__, "git_sha": git("rev-parse", "HEAD"),
+        "git_dirty": None if status is None else bool(status),
+        "python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
+        "numpy": np.__version__, "cuda": torch.version.cuda, "cudnn": torch.backends.cudnn.version(),
+        "device": str(device),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor(),
+        "threads": torch.get_num_threads(), "hostname": socket.gethostname(), "pid": os.getpid(),
+        "argv": runtime.argv, "channels_last": trainer.channels_last if trainer else None,
+        "compile": runtime.compile, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def run_directory(spec: RunSpec, results_dir: Path) -> Path:
+    return Path(results_dir) / spec.run_id
+
+
+def train(spec: RunSpec, runtime: RuntimeOptions) -> dict[str, Any]:
+    """Train (or resume, or skip) one run; returns its final.json content."""
+    run_dir = run_directory(spec, runtime.results_dir)
+    try:
+        done = load_final(run_dir)
+    except ValueError:
+        done = None  # damaged final.json: the run is redone
+    if done is not None and not runtime.force:
+        return done
+    _claim(run_dir, spec, runtime.force)
+    device = resolve_device(runtime.device)
+    bundle = build_bundle(spec.dataset, spec.ratio, spec.profile, spec.data_seed, spec.max_per_class,
+                          runtime.data_dir, runtime.download)
+    trainer = Trainer(spec, bundle, device, runtime)
+    try:
+        return _loop(trainer, run_dir, runtime)
+    except RunDiverged as exc:
+        atomic_write_json(run_dir / "failed.json", {"reason": str(exc), "kind": "diverged"})
+        raise
+    except (LtbenchError, KeyboardInterrupt):
+        raise
+    except Exception as exc:
+        atomic_write_json(run_dir / "failed.json", {"reason": f"{type(exc).__name__}: {exc}",
+                                                    "traceback": traceback.format_exc()})
+        raise
+
+
+def _claim(run_dir: Path, spec: RunSpec, force: bool) -> None:
+    """Create the run directory, or check that an existing one holds this very spec."""
+    spec_path = run_dir / "spec.json"
+    if spec_path.exists():
+        try:
+            same = RunSpec.from_dict(read_json(spec_path)).canonical_json() == spec.canonical_json()
+        except (ValueError, TypeError, KeyError):
+            same = False
+        if not same:
+            raise LtbenchError(f"{spec_path} is damaged or does not match this run's spec; "
+                               "move the directory away to rerun")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if force:
+        for name in ("final.json", "failed.json", "last.pt", "metrics.jsonl"):
+            (run_dir / name).unlink(missing_ok=True)
+    (run_dir / "failed.json").unlink(missing_ok=True)
+    atomic_write_json(spec_path, spec.to_dict())
+
+
+def _loop(tr: Trainer, run_dir: Path, runtime: RuntimeOptions) -> dict[str, Any]:
+    spec = tr.spec
+    ckpt = load_checkpoint(run_dir / "last.pt", spec)
+    start, best, elapsed = 0, {"epoch": None, "top1": None}, 0.0
+    if ckpt is not None:
+        tr.load_state(ckpt)
+        start, best, elapsed = ckpt["next_epoch"], ckpt["best"], ckpt["elapsed"]
+    # keep only the metric lines of finished epochs (a kill may have landed after an append)
+    rows = [r for r in read_jsonl(run_dir / "metrics.jsonl") if r.get("epoch", 1e9) < start]
+    atomic_write_bytes(run_dir / "metrics.jsonl", "".join(_jsonline(r) for r in rows).encode())
+    atomic_write_json(run_dir / "env.json", environment(tr.device, runtime, tr))
+    steps = math.ceil(tr.train_images.shape[0] / spec.train.batch_size)
+    progress = _Progress(runtime.progress, spec, start, steps)
+    with progress:
+        for epoch in range(start, spec.train.epochs):
+            if runtime.stop_after_epochs is not None and epoch - start >= runtime.stop_after_epochs:
+                return {}
+            t0 = time.perf_counter()
+            logs = tr.train_epoch(epoch, progress.step)
+            train_time = time.perf_counter() - t0
+            summary = tr.evaluate()
+            elapsed += time.perf_counter() - t0
+            if best["top1"] is None or summary["top1"] > best["top1"]:
+                best = {"epoch": epoch, "top1": summary["top1"]}
+            row = {"epoch": epoch, **logs, "epoch_time_s": train_time,
+                   **{k: summary[k] for k in ("top1", "many", "medium", "few")}}
+            append_jsonl(run_dir / "metrics.jsonl", row)
+            save_checkpoint(run_dir / "last.pt", tr.state(epoch + 1, best, elapsed))
+            progress.epoch_done(epoch, summary["top1"])
+    final = {
+        **summary, "train_class_counts": tr.class_counts, "best_epoch": best["epoch"],
+        "best_top1": best["top1"], "best_selection": "oracle (test-selected)",
+        "subset_sha": tr.bundle.subset_sha, "wall_time_s": round(elapsed, 3),
+        "run_id": spec.run_id, "spec_hash": spec.hash, "epochs": spec.train.epochs,
+    }
+    atomic_write_json(run_dir / "final.json", final)
+    return final
+
+
+def _jsonline(row: dict) -> str:
+    import json
+
+    return json.dumps(row, sort_keys=True) + "\n"
+
+
+class _Progress:
+    """A rich progress bar with ETA over all steps of the run (silent when disabled)."""
+
+    def __init__(self, enabled: bool, spec: RunSpec, start_epoch: int, steps_per_epoch: int):
+        self.enabled = enabled
+        self.steps_per_epoch = steps_per_epoch
+        self.spec = spec
+        self.start_epoch = start_epoch
+        self.bar = None
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
+                                TimeElapsedColumn(), TimeRemainingColumn(), transient=False)
+            self.bar.__enter__()
+            self.task = self.bar.add_task(f"{self.spec.run_id} epoch {self.start_epoch}",
+                                          total=(self.spec.train.epochs - self.start_epoch) * self.steps_per_epoch)
+        return self
+
+    def step(self) -> None:
+        if self.bar is not None:
+            self.bar.advance(self.task)
+
+    def epoch_done(self, epoch: int, top1: float) -> None:
+        if self.bar is not None:
+            self.bar.update(self.task, description=f"{self.spec.run_id} epoch {epoch + 1}/{self.spec.train.epochs} "
+                                        f"top1 {top1:.2f}")
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+        return False
