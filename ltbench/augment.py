@@ -455,7 +455,7 @@ def resized_crop_flip(
 
 
 def _hue_shift_hsv(x: Tensor, hue: Tensor) -> Tensor:
-    """Rotate the HSV hue of a float RGB batch by ``hue[n]`` turns (``|hue| <= 0.5``), keeping S and V.
+    """Rotate the HSV hue of a float RGB batch by ``hue[n]`` turns, keeping S and V.
 
     Hue in sixths of a turn, ``h6``, comes from the usual hexcone formula. The way back uses the closed
     form ``channel = V - (V - min) * clamp(min(k, 4 - k), 0, 1)`` with ``k = (n + h6) mod 6`` and
@@ -471,13 +471,13 @@ def _hue_shift_hsv(x: Tensor, hue: Tensor) -> Tensor:
     is_b = ~(is_r | is_g)
     num = is_r * (g - b) + is_g * (2.0 * delta + (b - r)) + is_b * (4.0 * delta + (r - g))
     h6 = num / (delta + (delta == 0))  # in [-1, 5]; grey pixels get 0
-    k = h6 + 6.0 * hue.view(-1, 1, 1, 1) + (5.0 - 2.0 * torch.arange(3, device=x.device, dtype=x.dtype)).view(
-        1, 3, 1, 1
-    )
+    offs = (5.0 - 2.0 * torch.arange(3, device=x.device, dtype=x.dtype)).view(1, 3, 1, 1)  # R, G, B: 5, 3, 1
+    k = h6 + 6.0 * hue.view(-1, 1, 1, 1) + offs
     # k mod 6 via floor. The weight below is continuous across the wrap (it is 0 at k = 0 and at
     # k = 6), so a rounding slip at an exact multiple of 6 is harmless.
     k = k - 6.0 * torch.floor(k * (1.0 / 6.0))
-    return maxc - delta * torch.clamp(torch.minimum(k, 4.0 - k), 0.0, 1.0)
+    weight = torch.minimum(k, 4.0 - k).clamp_(0.0, 1.0)
+    return maxc - delta * weight
 
 
 def _hue_shift_yiq(x: Tensor, hue: Tensor) -> Tensor:
@@ -533,8 +533,8 @@ def color_jitter(
         x = (col(brightness) * x).clamp(0.0, 1.0)
     if contrast is not None:
         f = col(contrast)
-        gray = rgb_to_gray(x) if c == 3 else x
-        mean = gray.mean(dim=(1, 2, 3), keepdim=True)
+        ch_mean = x.mean(dim=(2, 3))  # [N, C]. The mean luma is the luma of the channel means.
+        mean = rgb_to_gray(ch_mean.view(-1, 3, 1, 1)) if c == 3 else ch_mean.view(-1, 1, 1, 1)
         x = (f * x + (1.0 - f) * mean).clamp(0.0, 1.0)
     if c == 3 and saturation is not None:
         f = col(saturation)

@@ -102,6 +102,13 @@ class Method:
     def model_options(self) -> ModelOptions:
         return ModelOptions()
 
+    def setup_model(self, model: torch.nn.Module) -> None:
+        """Adjust the freshly built model (e.g. a bias initialisation); called once, before training."""
+
+    def param_groups(self, model: torch.nn.Module) -> list[dict[str, Any]] | None:
+        """Optimiser parameter groups when some parameters need other settings (None: all alike)."""
+        return None
+
     def views(self) -> tuple[str, ...]:
         """Augmentation pipelines applied to each source image, one view each."""
         return ("standard",)

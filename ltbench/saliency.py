@@ -37,8 +37,9 @@ Operators (``method``)
     divided by the window area) are negligible next to bytes of 0..255. Observed: a Python re-implementation
     of the C++ loops fed those bytes reproduces OpenCV's float32 maps exactly (RGB and gray); the map
     correlates with the raw bytes of the blurred gray's left quarter at r > 0.999; a constant float image
-    gives a map with period 4 along columns (a constant uint8 image gives an all-zero map); the peak never
-    falls on a column with ``x % 4 == 3`` (the sign/exponent byte, <= 0xC0 for |v| < 4). The
+    gives a map with period 4 along columns (a constant uint8 image gives an all-zero map); on 200 random
+    CIFAR-normalised images the peak never fell on a column with ``x % 4 == 3`` (the sign/exponent byte,
+    at most 0xC0 for |v| < 4). The
     ``normalized`` map is therefore a byte-level pattern, not the image's saliency (spec §4.8, §4.10.3 C).
 
     Following SaliencyMix, OpenCV's float map in [0, 1] is quantised with ``(map * 255).astype(uint8)``
@@ -291,4 +292,3 @@ def locate(
 def _empty_pair(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     empty = torch.empty(0, dtype=torch.int64, device=device)
     return empty, empty.clone()
-

@@ -38,7 +38,7 @@ def lr_at(epoch: int, base_lr: float, name: str, epochs: int, warmup_epochs: int
     if name == "cosine":
         return base_lr * 0.5 * (1.0 + math.cos(math.pi * (epoch + 1) / (epochs + 1)))
     lr = base_lr
-    for mark, factor in zip(milestones, factors):
+    for mark, factor in zip(milestones, factors, strict=True):
         if epoch >= mark:
             lr = base_lr * factor
     return lr

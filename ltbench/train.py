@@ -36,7 +36,14 @@ from ltbench.method import Batch, Method, TrainerServices
 from ltbench.metrics import confusion_matrix, subset_accuracy, summarize
 from ltbench.models import build_model
 from ltbench.registry import get_method
-from ltbench.results import append_jsonl, atomic_write_bytes, atomic_write_json, load_final, read_json, read_jsonl
+from ltbench.results import (
+    append_jsonl,
+    atomic_write_bytes,
+    atomic_write_json,
+    load_final,
+    read_json,
+    read_jsonl,
+)
 from ltbench.schedules import lr_at
 
 EVAL_BATCH = 1024
@@ -112,12 +119,14 @@ class Trainer(TrainerServices):
         self.method: Method = entry.cls(entry.cls.Hparams(**spec.hparams), self)
         self.model = build_model(spec.train.backbone, self.num_classes, info.channels,
                                  self.method.model_options()).to(device)
+        self.method.setup_model(self.model)
         self.channels_last = runtime.channels_last if runtime.channels_last is not None else device.type == "cuda"
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self._forward = torch.compile(self.model) if runtime.compile else self.model
         t = spec.train
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=t.lr, momentum=t.momentum,
+        params = self.method.param_groups(self.model) or self.model.parameters()
+        self.optimizer = torch.optim.SGD(params, lr=t.lr, momentum=t.momentum,
                                          weight_decay=t.weight_decay)
 
     # ----- services -------------------------------------------------------------------------
@@ -136,7 +145,7 @@ class Trainer(TrainerServices):
             logits, feats = self._forward(self.normalize(torch.cat(views)))
         logits = logits.float().split(sizes)
         feats = feats.float().split(sizes) if feats is not None else [None] * len(sizes)
-        return list(zip(logits, feats))
+        return list(zip(logits, feats, strict=True))
 
     def augment(self, pipeline: str, images: torch.Tensor) -> torch.Tensor:
         return _pipeline(pipeline, images, self.generator)

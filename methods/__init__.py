@@ -1,3 +1,12 @@
 """Methods: one file each; importing a module registers its names. Add one import line per new file."""
 
-from ltbench.methods import erm  # noqa: F401
+from ltbench.methods import (  # noqa: F401
+    balanced_softmax,
+    cb_focal,
+    cmo,
+    cutmix,
+    erm,
+    ldam,
+    mixup,
+    smcl,
+)

@@ -3,20 +3,13 @@
 from __future__ import annotations
 
 import math
-import sys
-from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import torch
 
-try:
-    from ltbench import saliency as S
-except ModuleNotFoundError:  # package not installed and no conftest: import from this checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from ltbench import saliency as S
-
-cv2 = pytest.importorskip("cv2")
+from ltbench import saliency as S
 
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
@@ -69,8 +62,9 @@ def test_fine_grained_normalized_matches_saliencymix_recipe():
     tv = pytest.importorskip("torchvision.transforms")
     u8 = _smooth_u8(4, 3, 32, 32, seed=3)
     got = _as_levels(S.saliency_maps(u8, "fine-grained", "normalized"))
-    normalize = tv.Normalize(mean=[x / 255.0 for x in (125.3, 123.0, 113.9)],
-                             std=[x / 255.0 for x in (63.0, 62.1, 66.7)])
+    normalize = tv.Normalize(
+        mean=[x / 255.0 for x in (125.3, 123.0, 113.9)], std=[x / 255.0 for x in (63.0, 62.1, 66.7)]
+    )
     for i in range(4):
         img = normalize(u8[i].float().div(255))  # ToTensor + Normalize
         temp = img.numpy().transpose(1, 2, 0)  # the strided HWC view SaliencyMix hands to OpenCV

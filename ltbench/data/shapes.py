@@ -144,10 +144,11 @@ def generate(cfg: ShapesConfig = ShapesConfig()) -> dict[str, torch.Tensor]:
     allowed = allowed_backgrounds(cfg)
     train_y = torch.arange(cfg.num_classes).repeat_interleave(cfg.train_per_class)
     choice = torch.randint(0, 10**6, (train_y.numel(),), generator=gen)
-    train_bg = torch.tensor([allowed[c][k % len(allowed[c])] for c, k in zip(train_y.tolist(), choice.tolist())])
+    pairs = zip(train_y.tolist(), choice.tolist(), strict=True)
+    train_bg = torch.tensor([allowed[c][k % len(allowed[c])] for c, k in pairs])
     test_y = torch.arange(cfg.num_classes).repeat_interleave(cfg.test_per_class)
     test_bg = torch.arange(test_y.numel()) % NUM_BACKGROUNDS
-    seen = torch.tensor([b in allowed[c] for c, b in zip(test_y.tolist(), test_bg.tolist())])
+    seen = torch.tensor([b in allowed[c] for c, b in zip(test_y.tolist(), test_bg.tolist(), strict=True)])
     return {
         "train_images": render(train_y, train_bg, cfg.size, gen),
         "train_labels": train_y,

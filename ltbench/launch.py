@@ -1,0 +1,262 @@
+"""Running a grid: plan (what is done, what is left) and launchers (how jobs are executed).
+
+A *job* is one command line plus where its log goes and the files to write just before it starts;
+a *launcher* runs a list of jobs and reports each start and end. `LocalLauncher` is a pool of fresh
+subprocesses, N at a time, each pinned to a GPU slot through CUDA_VISIBLE_DEVICES when GPUs exist.
+Every run is its own process (`ltbench run-spec <run dir>/spec.json`), never a forked worker holding
+CUDA state, so a crash or an out-of-memory kill costs one run, not the sweep. A cluster launcher
+(submitit, SLURM arrays) only has to implement `Launcher.run`.
+
+No torch import here: planning only reads run directories, and the GPU count is passed in.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+from ltbench.errors import LtbenchError
+from ltbench.results import atomic_write_bytes, atomic_write_json, run_state
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ltbench.grid import GridRun
+
+# what a sweep does with a run in each state
+ACTIONS = {"done": "skip", "interrupted": "resume", "failed": "rerun", "damaged": "rerun", "missing": "run"}
+
+
+# ----- plan --------------------------------------------------------------------------------------
+
+@dataclass
+class PlannedRun:
+    run: GridRun
+    run_dir: Path
+    state: str
+
+    @property
+    def run_id(self) -> str:
+        return self.run.run_id
+
+    @property
+    def action(self) -> str:
+        return ACTIONS.get(self.state, "run")
+
+
+def plan(runs: Sequence[GridRun], results_dir: Path) -> list[PlannedRun]:
+    """Classify every run of a grid by what is on disk."""
+    return [PlannedRun(r, Path(results_dir) / r.run_id, run_state(Path(results_dir) / r.run_id)) for r in runs]
+
+
+def log_tail(path: Path, lines: int = 5) -> list[str]:
+    """The last lines of a log file (empty if there is none)."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 64 * 1024))
+            text = fh.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    return [ln for ln in text.splitlines() if ln.strip()][-lines:]
+
+
+# ----- jobs and launchers ------------------------------------------------------------------------
+
+@dataclass
+class Job:
+    name: str
+    argv: list[str]
+    log_path: Path
+    files: dict[Path, bytes] = field(default_factory=dict)  # written atomically right before the start
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class JobResult:
+    job: Job
+    returncode: int | None  # None: never started (the sweep was interrupted first)
+    seconds: float = 0.0
+    slot: int | None = None
+    gpu: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.returncode == 0
+
+
+# on_event("start" | "end", job, result or None)
+EventHook = Callable[[str, Job, "JobResult | None"], None]
+
+
+class Launcher(Protocol):
+    def run(self, jobs: Sequence[Job], on_event: EventHook | None = None) -> list[JobResult]: ...
+
+
+def slot_gpus(n_slots: int, gpus: Sequence[str]) -> list[str | None]:
+    """GPU of each worker slot: round-robin over `gpus`; None for every slot when there are none."""
+    if not gpus:
+        return [None] * n_slots
+    return [str(gpus[i % len(gpus)]) for i in range(n_slots)]
+
+
+def visible_gpus(device_count: int, env: dict[str, str] | None = None) -> list[str]:
+    """GPU ids a child may be given: the parent's CUDA_VISIBLE_DEVICES entries if set, else 0..n-1."""
+    env = os.environ if env is None else env
+    visible = env.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        ids = [v.strip() for v in visible.split(",") if v.strip() and v.strip() != "-1"]
+        return ids[:device_count] if device_count else []
+    return [str(i) for i in range(device_count)]
+
+
+class LocalLauncher:
+    """Run jobs as subprocesses, `jobs` at a time, one GPU (or none) per worker slot."""
+
+    def __init__(self, jobs: int = 1, gpus: Sequence[str] = (), threads_per_job: int | None = None,
+                 poll_s: float = 0.1):
+        if jobs < 1:
+            raise LtbenchError(f"--jobs must be >= 1, got {jobs}")
+        self.jobs = jobs
+        self.slots = slot_gpus(jobs, list(gpus))
+        self.threads = threads_per_job
+        self.poll_s = poll_s
+
+    def _env(self, job: Job, gpu: str | None) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(job.env)
+        env["PYTHONUNBUFFERED"] = "1"
+        if gpu is not None:
+            env["CUDA_VISIBLE_DEVICES"] = gpu
+        if self.threads is not None:
+            for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+                env.setdefault(var, str(self.threads))
+        return env
+
+    def run(self, jobs: Sequence[Job], on_event: EventHook | None = None) -> list[JobResult]:
+        queue = list(jobs)
+        free = list(range(len(self.slots)))
+        running: dict[int, tuple[subprocess.Popen, Job, float, object]] = {}
+        results: dict[int, JobResult] = {}
+        order = {id(j): i for i, j in enumerate(queue)}
+
+        def emit(kind: str, job: Job, res: JobResult | None) -> None:
+            if on_event is not None:
+                on_event(kind, job, res)
+
+        try:
+            while queue or running:
+                while queue and free:
+                    job = queue.pop(0)
+                    slot = free.pop(0)
+                    for path, data in job.files.items():
+                        atomic_write_bytes(path, data)
+                    job.log_path.parent.mkdir(parents=True, exist_ok=True)
+                    log = open(job.log_path, "ab")  # noqa: SIM115 (closed when the job ends)
+                    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
+                    gpu = self.slots[slot]
+                    log.write(f"=== {stamp} ltbench sweep: {shlex.join(job.argv)}"
+                              f"{'' if gpu is None else f'  (CUDA_VISIBLE_DEVICES={gpu})'}\n".encode())
+                    log.flush()
+                    try:
+                        proc = subprocess.Popen(job.argv, stdout=log, stderr=subprocess.STDOUT,
+                                                stdin=subprocess.DEVNULL, env=self._env(job, gpu),
+                                                start_new_session=True)
+                    except OSError as exc:
+                        log.write(f"cannot start: {exc}\n".encode())
+                        log.close()
+                        free.append(slot)
+                        res = JobResult(job, 127, 0.0, slot, gpu)
+                        results[order[id(job)]] = res
+                        emit("end", job, res)
+                        continue
+                    running[slot] = (proc, job, time.monotonic(), log)
+                    emit("start", job, JobResult(job, None, 0.0, slot, gpu))
+                for slot, (proc, job, t0, log) in list(running.items()):
+                    code = proc.poll()
+                    if code is None:
+                        continue
+                    log.close()
+                    del running[slot]
+                    free.append(slot)
+                    free.sort()
+                    res = JobResult(job, code, time.monotonic() - t0, slot, self.slots[slot])
+                    results[order[id(job)]] = res
+                    emit("end", job, res)
+                if running:
+                    time.sleep(self.poll_s)
+        except BaseException:  # Ctrl-C or a failing hook: stop the children we started, by pid
+            for proc, _job, _t0, log in running.values():
+                _stop(proc)
+                log.close()
+            raise
+        return [results.get(i, JobResult(j, None)) for i, j in enumerate(jobs)]
+
+
+def _stop(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+LAUNCHERS: dict[str, Callable[..., Launcher]] = {"local": LocalLauncher}
+
+
+def get_launcher(name: str, **options) -> Launcher:
+    if name not in LAUNCHERS:
+        raise LtbenchError(f"unknown launcher {name!r}; choose from {', '.join(LAUNCHERS)}")
+    return LAUNCHERS[name](**options)
+
+
+# ----- from planned runs to jobs -----------------------------------------------------------------
+
+def run_command(spec_path: Path, results_dir: Path, data_dir: Path | None = None, device: str = "auto",
+                python: str | None = None) -> list[str]:
+    """The worker command line for one run (`ltbench run-spec`)."""
+    argv = [python or sys.executable, "-m", "ltbench.cli", "run-spec", str(spec_path),
+            "--results-dir", str(results_dir), "--device", device]
+    if data_dir is not None:
+        argv += ["--data-dir", str(data_dir)]
+    return argv
+
+
+def make_jobs(planned: Sequence[PlannedRun], results_dir: Path, data_dir: Path | None = None,
+              device: str = "auto") -> list[Job]:
+    """One job per run that is not done; its spec.json is written when the job starts."""
+    jobs = []
+    for p in planned:
+        if p.action == "skip":
+            continue
+        spec_path = p.run_dir / "spec.json"
+        data = _json_dumps(p.run.spec.to_dict()).encode()
+        jobs.append(Job(p.run_id, run_command(spec_path.resolve(), Path(results_dir).resolve(),
+                                              data_dir.resolve() if data_dir else None, device),
+                        p.run_dir / "log.txt", files={spec_path: data}))
+    return jobs
+
+
+def _json_dumps(obj) -> str:
+    import json
+
+    return json.dumps(obj, indent=1, sort_keys=True) + "\n"
+
+
+def mark_failed(run_dir: Path, returncode: int | None, log_path: Path) -> None:
+    """Record a worker that died without saying why (e.g. killed) so `status` can show it."""
+    if (run_dir / "final.json").exists() or (run_dir / "failed.json").exists():
+        return
+    atomic_write_json(run_dir / "failed.json", {
+        "reason": f"worker exited with code {returncode}", "kind": "worker",
+        "log_tail": log_tail(log_path, 20)})

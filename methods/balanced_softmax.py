@@ -1,0 +1,22 @@
+"""Balanced Softmax (Ren et al. 2020): cross-entropy on logits + log class prior (spec §4.7 BS variant)."""
+
+from __future__ import annotations
+
+import torch
+
+from ltbench.losses import balanced_softmax_loss
+from ltbench.method import Batch, Method, StepOutput
+from ltbench.registry import register_method
+
+
+@register_method("balanced-softmax", "Balanced Softmax: CE on logits + log prior (no re-weighting)")
+class BalancedSoftmax(Method):
+    description = "Balanced Softmax"
+
+    def __init__(self, hp, services):
+        super().__init__(hp, services)
+        self.counts = torch.as_tensor(services.class_counts, dtype=torch.float32, device=services.device)
+
+    def training_step(self, batch: Batch) -> StepOutput:
+        ((logits, _),) = self.sv.forward(batch.views)
+        return StepOutput(balanced_softmax_loss(logits, batch.labels, self.counts, weight=self.class_weights))

@@ -1,0 +1,182 @@
+"""SCL and SMCL: joint cross-entropy + supervised contrastive learning, with saliency masking (SMCL).
+
+SMCL (arXiv 2406.02223) has no official code; this follows the reconstruction in spec §4.10 and
+makes every unrecoverable choice (the spec's table A-S) a hyperparameter with the spec's default.
+
+Per iteration (spec §4.10.4): two views x1 (crop + flip + CutOut) and x2 (SimAugment) of each source
+image. A batch is *masked* with probability `mask_prob` from `mask_start_epoch` on; otherwise it is
+a plain SCL step: L = w_ce * CE(x1, x2) + w_sc * SupCon({f1, f2}). In a masked batch:
+  1. a target image per source from the `target_sampler` (default class-level p_k ∝ 1/E_k, eq. 3),
+     augmented into xt1, xt2 with the same two pipelines;
+  2. lam~ ~ Beta(mask_beta, mask_beta) once per batch; a box of side sqrt(1 - lam~) centred on each
+     x1's saliency peak (`mask_locator`, `saliency`, `saliency_input`, `box_per`), clipped;
+     lam_b = box share of the image ("the proportion of the masked region");
+  3. xm = x1 with the box erased to the data-set mean colour (`mask_fill=erase`, reading R1) or
+     filled from xt1 (`paste-target`, R2);
+  4. the five views go through the model in one forward (shared BN statistics);
+  5. L_MCE = (1 - lam) CE(Z, Ys) + lam CE(Z, Yt), L_MSC = (1 - lam) SupCon(F, Ys) + lam SupCon(F, Yt)
+     with Ys = (y, y, yt, yt, y), Yt = (y, y, yt, yt, yt) and lam = mean of lam_b (batch scalar, E);
+     L = w_ce L_MCE + w_sc L_MSC. DRW weights act on the CE terms only (R).
+
+`scl` / `scl+drw` are this recipe with masking off (mask_prob = 0), the SCL rows of SMCL's tables
+(spec §4.9: one-stage joint CE + SupCon, SMCL's own ablated baseline).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+
+from ltbench.augment import box_masks
+from ltbench.losses import supcon_loss
+from ltbench.method import BaseHparams, Batch, Method, StepOutput, epoch_fraction
+from ltbench.models import ModelOptions
+from ltbench.registry import register_method
+from ltbench.saliency import locate
+
+
+@dataclass
+class SMCLHparams(BaseHparams):
+    w_ce: float = 1.0  # K [U]
+    w_sc: float = 0.3  # K [U]: mu = 0.3 is the only surviving hint (seed 002)
+    temperature: float = 0.1  # L [U]
+    base_temperature: float | None = None  # None: = temperature (no hidden tau/tau_base scale)
+    head_hidden: int = 512  # M [U]
+    feat_dim: int = 128
+    view1: Literal["standard", "cutout", "sim", "none"] = "cutout"  # O: crop + flip + CutOut(1x16)
+    view2: Literal["standard", "cutout", "sim", "none"] = "sim"  # O: SimAugment (SupCon CIFAR, no blur)
+    mask_prob: float = 0.2  # F: per batch
+    mask_start_epoch: int | None = field(default=None, metadata=epoch_fraction(0.8))  # 160 of 200
+    mask_fill: Literal["erase", "paste-target"] = "erase"  # A
+    mask_locator: Literal["saliency", "random", "center"] = "saliency"  # Table 3
+    saliency: Literal["fine-grained", "spectral-residual"] = "fine-grained"  # SaliencyMix's operator
+    saliency_input: Literal["uint8", "normalized"] = "uint8"  # C
+    box_per: Literal["sample", "batch"] = "sample"  # D ("batch": SaliencyMix's one box from one image)
+    mask_beta: float = 1.0
+    lambda_per_sample: bool = False  # E (per-sample lam_b in the CE; SupCon keeps the batch mean)
+    target_sampler: Literal["class-level", "effective-number", "cmo", "uniform", "instance"] = "class-level"  # I
+    target_beta: float = 0.9999  # J
+    target_in_ce: bool = True  # H
+
+
+SMCL_TRAIN = {"batch_size": 256, "schedule": "smcl-step"}
+
+
+@register_method("drw+smcl", "SMCL with deferred re-weighting on the CE terms (SMCL Table 1)", drw=True)
+@register_method("smcl", "Saliency Masked Contrastive Learning (reconstructed, spec 4.10)")
+@register_method("scl+drw", "SCL with deferred re-weighting (SCL-DRW row)", drw=True, mask_prob=0.0)
+@register_method("scl", "joint CE + supervised contrastive loss, two views (SMCL without masking)",
+                 mask_prob=0.0)
+class SMCL(Method):
+    Hparams = SMCLHparams
+    description = "SMCL"
+    family_defaults = {"imagenet": {"w_sc": 0.35, "temperature": 0.07, "mask_prob": 0.4,
+                                    "head_hidden": 2048}}
+    train_defaults = {"cifar": SMCL_TRAIN}
+
+    @classmethod
+    def resolve_hparams(cls, values: dict[str, Any], epochs: int) -> dict[str, Any]:
+        out = super().resolve_hparams(values, epochs)
+        if out.get("base_temperature") is None:
+            out["base_temperature"] = out["temperature"]
+        return out
+
+    def model_options(self) -> ModelOptions:
+        return ModelOptions(projection=True, head_hidden=self.hp.head_hidden, feat_dim=self.hp.feat_dim)
+
+    def views(self) -> tuple[str, ...]:
+        return (self.hp.view1, self.hp.view2)
+
+    def supcon(self, feats: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        return supcon_loss(feats, labels, self.hp.temperature, self.hp.base_temperature)
+
+    def masking_now(self) -> bool:
+        r = self.sv.rng.random()  # drawn every batch so the stream does not depend on the epoch
+        return self.epoch >= self.hp.mask_start_epoch and r < self.hp.mask_prob
+
+    def training_step(self, batch: Batch) -> StepOutput:
+        if not self.masking_now():
+            return self.plain_step(batch)
+        return self.masked_step(batch)
+
+    def plain_step(self, batch: Batch) -> StepOutput:
+        x1, x2 = batch.views
+        y = batch.labels
+        (z1, f1), (z2, f2) = self.sv.forward([x1, x2])
+        ce = self.ce(torch.cat([z1, z2]), torch.cat([y, y]))
+        sc = self.supcon(torch.stack([f1, f2], dim=1), y)
+        zero = ce.new_zeros(())
+        return StepOutput(self.hp.w_ce * ce + self.hp.w_sc * sc,
+                          {"ce": ce.detach(), "supcon": sc.detach(), "masked": zero, "mask_share": zero})
+
+    # ----- masking ----------------------------------------------------------------------------
+    def box_centres(self, x1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hp = self.hp
+        images = x1[:1] if hp.box_per == "batch" else x1
+        # SaliencyMix's normalised input uses its own CIFAR statistics; other channel counts use ours
+        stats = {} if x1.shape[1] == 3 else {"mean": self.sv.mean, "std": self.sv.std}
+        rows, cols = locate(images, hp.mask_locator, hp.saliency, hp.saliency_input, self.sv.generator, **stats)
+        if hp.box_per == "batch":  # one box from one image, applied to every image (SaliencyMix code)
+            rows, cols = rows.expand(x1.shape[0]), cols.expand(x1.shape[0])
+        return rows, cols
+
+    def mask_batch(self, x1: torch.Tensor, xt1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The masked view xm, the boolean box masks [B,1,H,W] and the per-sample masked shares lam_b."""
+        height, width = x1.shape[-2:]
+        lam_tilde = float(self.sv.rng.beta(self.hp.mask_beta, self.hp.mask_beta))
+        rows, cols = self.box_centres(x1)
+        mask, lam_b = box_masks(height, width, lam_tilde, rows, cols)
+        if self.hp.mask_fill == "erase":  # R1: zero in normalised space = the data-set mean colour
+            fill = torch.tensor(self.sv.mean, device=x1.device, dtype=x1.dtype).view(1, -1, 1, 1)
+        else:  # R2: the target image's pixels at the same place
+            fill = xt1
+        return torch.where(mask, fill, x1), mask, lam_b
+
+    def masked_step(self, batch: Batch) -> StepOutput:
+        hp = self.hp
+        x1, x2 = batch.views
+        y = batch.labels
+        target_images, yt = self.sv.draw(hp.target_sampler, y.shape[0], **self._sampler_params())
+        xt1 = self.sv.augment(hp.view1, target_images)
+        xt2 = self.sv.augment(hp.view2, target_images)
+        xm, _, lam_b = self.mask_batch(x1, xt1)
+        outs = self.sv.forward([x1, x2, xt1, xt2, xm])
+        logits = torch.cat([z for z, _ in outs])
+        feats = torch.cat([f for _, f in outs]).unsqueeze(1)
+        y_src = torch.cat([y, y, yt, yt, y])
+        y_tgt = torch.cat([y, y, yt, yt, yt])
+        lam = lam_b.mean()
+        ce = self.mixed_ce(logits, y_src, y_tgt, lam, lam_b)
+        sc = (1 - lam) * self.supcon(feats, y_src) + lam * self.supcon(feats, y_tgt)
+        return StepOutput(hp.w_ce * ce + hp.w_sc * sc,
+                          {"ce": ce.detach(), "supcon": sc.detach(), "masked": torch.ones_like(lam),
+                           "mask_share": lam.detach()})
+
+    def _sampler_params(self) -> dict[str, float]:
+        kind = self.hp.target_sampler
+        if kind in ("class-level", "effective-number"):
+            return {"beta": self.hp.target_beta}
+        return {}
+
+    def mixed_ce(self, logits, y_src, y_tgt, lam, lam_b) -> torch.Tensor:
+        """L_MCE (eq. 5) over the five views, or over x1, x2, xm when target_in_ce is off (H)."""
+        b = lam_b.shape[0]
+        if not self.hp.target_in_ce:
+            keep = torch.cat([torch.arange(2 * b), torch.arange(4 * b, 5 * b)]).to(logits.device)
+            logits, y_src, y_tgt = logits[keep], y_src[keep], y_tgt[keep]
+        if not self.hp.lambda_per_sample:
+            return (1 - lam) * self.ce(logits, y_src) + lam * self.ce(logits, y_tgt)
+        # per-sample lambda: the masked view's two terms use its own lam_b, unmasked views lam = 0;
+        # class weights enter as in a weighted mean over the mixed terms
+        per = torch.zeros(logits.shape[0], device=logits.device)
+        per[-b:] = lam_b
+        w = self.class_weights
+        ws = w[y_src] if w is not None else torch.ones_like(per)
+        wt = w[y_tgt] if w is not None else torch.ones_like(per)
+        ls = F.cross_entropy(logits.float(), y_src, reduction="none")
+        lt = F.cross_entropy(logits.float(), y_tgt, reduction="none")
+        num = ((1 - per) * ws * ls + per * wt * lt).sum()
+        return num / ((1 - per) * ws + per * wt).sum()
