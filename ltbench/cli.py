@@ -208,3 +208,5 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+from ltbench import cli_grid  # noqa: E402,F401  (registers sweep/status/table/ablate/plot/demo)

@@ -46,7 +46,7 @@ class TrainSettings:
 # `quick` is a CPU-scale recipe with the same schedule shape; `cpu` the real-data CPU study recipe.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {"cifar": {}},
-    "quick": {"cifar": {"backbone": "resnet8", "epochs": 6}},
+    "quick": {"cifar": {"backbone": "resnet8", "epochs": 16}},
     "cpu": {"cifar": {"backbone": "resnet20", "epochs": 30}},
 }
 
@@ -61,6 +61,7 @@ class RunSpec:
     profile: str = "exp"
     max_per_class: int | None = None
     preset: str = "paper"
+    data_version: str = "1"  # bumped when a data set's construction changes (e.g. the shapes generator)
     train: TrainSettings = field(default_factory=TrainSettings)
     hparams: dict[str, Any] = field(default_factory=dict)
     protocol_version: int = PROTOCOL_VERSION
@@ -223,7 +224,7 @@ def build_spec(method: str, dataset: str, ratio: float, seed: int = 0, preset: s
     cls.Hparams(**hp_values)  # constructs, i.e. validates the combination
     _validate_spec_values(spec_values, info)
     return RunSpec(method=method, dataset=dataset, ratio=ratio, seed=int(seed), preset=preset,
-                   train=train, hparams=dict(sorted(hp_values.items())), **spec_values)
+                   data_version=info.version, train=train, hparams=dict(sorted(hp_values.items())), **spec_values)
 
 
 def _resolve_train(values: dict[str, Any]) -> TrainSettings:

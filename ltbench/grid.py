@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 REQUIRED_KEYS = ("methods", "datasets", "ratios", "seeds")
 OPTIONAL_KEYS = ("preset", "overrides", "vary", "max_per_class", "table")
-TABLE_LAYOUTS = ("table1", "table2", "grid", "ablate-masking", "ablate-contrastive")
+TABLE_LAYOUTS = ("table1", "table2", "grid", "ablate", "ablate-masking", "ablate-contrastive")
 NAMED_GRIDS = {"masking": "ablate-masking", "contrastive": "ablate-contrastive"}
 
 

@@ -3,7 +3,7 @@
 A *job* is one command line plus where its log goes and the files to write just before it starts;
 a *launcher* runs a list of jobs and reports each start and end. `LocalLauncher` is a pool of fresh
 subprocesses, N at a time, each pinned to a GPU slot through CUDA_VISIBLE_DEVICES when GPUs exist.
-Every run is its own process (`ltbench run-spec <run dir>/spec.json`), never a forked worker holding
+Every run is its own process (`python -m ltbench run-spec <run dir>/spec.json`), never a forked worker holding
 CUDA state, so a crash or an out-of-memory kill costs one run, not the sweep. A cluster launcher
 (submitit, SLURM arrays) only has to implement `Launcher.run`.
 
@@ -225,7 +225,7 @@ def get_launcher(name: str, **options) -> Launcher:
 def run_command(spec_path: Path, results_dir: Path, data_dir: Path | None = None, device: str = "auto",
                 python: str | None = None) -> list[str]:
     """The worker command line for one run (`ltbench run-spec`)."""
-    argv = [python or sys.executable, "-m", "ltbench.cli", "run-spec", str(spec_path),
+    argv = [python or sys.executable, "-m", "ltbench", "run-spec", str(spec_path),
             "--results-dir", str(results_dir), "--device", device]
     if data_dir is not None:
         argv += ["--data-dir", str(data_dir)]

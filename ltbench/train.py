@@ -293,10 +293,10 @@ def train(spec: RunSpec, runtime: RuntimeOptions) -> dict[str, Any]:
         done = None  # damaged final.json: the run is redone
     if done is not None and not runtime.force:
         return done
-    _claim(run_dir, spec, runtime.force)
     device = resolve_device(runtime.device)
     bundle = build_bundle(spec.dataset, spec.ratio, spec.profile, spec.data_seed, spec.max_per_class,
                           runtime.data_dir, runtime.download)
+    _claim(run_dir, spec, runtime.force)  # only once the inputs are known to be good
     trainer = Trainer(spec, bundle, device, runtime)
     try:
         return _loop(trainer, run_dir, runtime)

@@ -42,6 +42,7 @@ class DatasetInfo:
     std: tuple[float, ...]
     description: str
     load: Callable[[Path, bool], Pool]
+    version: str = "1"  # part of every run spec: bump it when the construction changes
 
 
 @dataclass
@@ -153,7 +154,7 @@ DATASETS: dict[str, DatasetInfo] = {
                                  _load_fashion_mnist),
     "shapes": DatasetInfo("shapes", 10, 500, 3, 32, "cifar", (0.5, 0.5, 0.5), (0.25, 0.25, 0.25),
                           "procedural shapes on textures; tail classes seen on few backgrounds "
-                          "(no download)", _load_shapes),
+                          "(no download)", _load_shapes, version="shapes-2"),
 }
 
 

@@ -81,18 +81,15 @@ def _backgrounds(kind: torch.Tensor, size: int, gen: torch.Generator) -> torch.T
     ])  # [K, N, S, S]
     pattern = patterns[kind, torch.arange(n)]  # [N, S, S]
     t = (pattern > 0).float().unsqueeze(1)  # two-tone texture
+    # each background kind has its own hue; the texture's two tones are that hue at two
+    # brightness levels, so the texture is a clear cue without drowning the shape's edges
     palette = torch.tensor([
-        [[0.9, 0.8, 0.3], [0.5, 0.3, 0.1]],
-        [[0.3, 0.7, 0.9], [0.1, 0.2, 0.5]],
-        [[0.8, 0.8, 0.8], [0.2, 0.2, 0.2]],
-        [[0.4, 0.8, 0.4], [0.1, 0.4, 0.2]],
-        [[0.9, 0.5, 0.7], [0.4, 0.1, 0.3]],
-        [[0.6, 0.6, 0.9], [0.9, 0.9, 0.5]],
+        [0.85, 0.75, 0.35], [0.35, 0.65, 0.85], [0.70, 0.70, 0.70],
+        [0.45, 0.75, 0.45], [0.85, 0.50, 0.70], [0.60, 0.55, 0.90],
     ])
-    jitter = 0.1 * (torch.rand(n, 2, 3, generator=gen) - 0.5)
-    colours = (palette[kind] + jitter).clamp(0, 1)  # [N, 2, 3]
-    c0 = colours[:, 0].view(n, 3, 1, 1)
-    c1 = colours[:, 1].view(n, 3, 1, 1)
+    jitter = 0.08 * (torch.rand(n, 3, generator=gen) - 0.5)
+    c0 = (palette[kind] + jitter).clamp(0, 1).view(n, 3, 1, 1)
+    c1 = 0.7 * c0
     return c0 * t + c1 * (1 - t)
 
 
@@ -100,12 +97,12 @@ def render(labels: torch.Tensor, backgrounds: torch.Tensor, size: int, gen: torc
     """Draw one image per (label, background) pair; returns uint8 [N, 3, S, S]."""
     n = labels.numel()
     img = _backgrounds(backgrounds, size, gen)
-    radius = size * (0.2 + 0.14 * torch.rand(n, generator=gen))
+    radius = size * (0.25 + 0.12 * torch.rand(n, generator=gen))
     lo, span = radius, size - 2 * radius
     cx = lo + span * torch.rand(n, generator=gen)
     cy = lo + span * torch.rand(n, generator=gen)
     angle = 2 * math.pi * torch.rand(n, generator=gen)
-    colour = torch.rand(n, 3, generator=gen)
+    colour = torch.rand(n, 3, generator=gen) * 0.35  # dark shapes on the lighter textures
     ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32) + 0.5,
                             torch.arange(size, dtype=torch.float32) + 0.5, indexing="ij")
     dx = xs.unsqueeze(0) - cx.view(n, 1, 1)

@@ -1,0 +1,5 @@
+"""`python -m ltbench ...` = the `ltbench` command (what sweep workers run: `python -m ltbench run-spec`)."""
+
+from ltbench.cli import main
+
+main()

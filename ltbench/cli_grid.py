@@ -1,0 +1,526 @@
+"""Grid commands: sweep, status, table, ablate, plot, demo (and the hidden worker entry run-spec).
+
+Thin wrappers: grids live in `ltbench.grid`, launching in `ltbench.launch`, tables and figures in
+`ltbench.report`. Torch is imported only where a grid is expanded into specs or a run is trained.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from ltbench.cli import _check_writable, _default_results, _print_final, app, console, err_console, user_errors
+from ltbench.errors import LtbenchError
+
+plot_app = typer.Typer(no_args_is_help=True, help="Figures from finished runs.")
+app.add_typer(plot_app, name="plot")
+
+DEFAULT_REPORTS = Path("results/reports")
+STATE_STYLE = {"done": "green", "interrupted": "yellow", "failed": "red", "damaged": "red", "missing": "dim"}
+FORMATS = ("md", "tex", "csv")
+
+
+def _warn(msg: str) -> None:
+    err_console.print(f"[yellow]warning:[/yellow] {msg}", highlight=False, soft_wrap=True)
+
+
+def _split_names(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    names = [t.strip() for t in text.split(",") if t.strip()]
+    if not names:
+        raise LtbenchError("--methods expects a comma-separated list of method names")
+    return names
+
+
+# ----- the worker: one run from its spec.json ------------------------------------------------------
+
+@app.command("run-spec", hidden=True)
+def run_spec(
+    spec_path: Path = typer.Argument(..., help="A run directory's spec.json."),
+    results_dir: Path | None = typer.Option(None, "--results-dir", help="Default: three levels above the spec."),
+    data_dir: Path | None = typer.Option(None, "--data-dir"),
+    device: str = typer.Option("auto", "--device"),
+    download: bool = typer.Option(False, "--download"),
+) -> None:
+    """Train the run whose spec.json is given (what `ltbench sweep` runs in each worker process)."""
+    with user_errors():
+        from ltbench.config import RunSpec
+        from ltbench.results import atomic_write_json, read_json
+        from ltbench.train import RuntimeOptions, train
+
+        try:
+            spec = RunSpec.from_dict(read_json(spec_path))
+        except FileNotFoundError:
+            raise LtbenchError(f"{spec_path} does not exist") from None
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise LtbenchError(f"{spec_path} is not a readable ltbench spec ({exc})") from None
+        run_dir = spec_path.resolve().parent
+        results_dir = (results_dir or run_dir.parent.parent.parent).resolve()
+        if run_dir != results_dir / spec.run_id:
+            raise LtbenchError(f"{spec_path} does not belong to {results_dir} (its run id is {spec.run_id})")
+        console.print(f"run-spec {spec.run_id} (pid {os.getpid()})", highlight=False)
+        runtime = RuntimeOptions(results_dir=results_dir, data_dir=data_dir, download=download, device=device,
+                                 progress=False)
+        try:
+            final = train(spec, runtime)
+        except LtbenchError as exc:  # make the reason visible to `ltbench status`
+            if not (run_dir / "final.json").exists() and not (run_dir / "failed.json").exists():
+                atomic_write_json(run_dir / "failed.json", {"reason": str(exc), "kind": "error"})
+            raise
+        _print_final(spec.run_id, results_dir, final)
+
+
+# ----- sweep -------------------------------------------------------------------------------------
+
+@dataclass
+class SweepOutcome:
+    planned: list = field(default_factory=list)
+    ran: int = 0
+    failed: list = field(default_factory=list)  # (PlannedRun, JobResult)
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+
+def _load_grid(file: str, methods: str | None = None):
+    from ltbench.grid import load_grid, resolve_grid_path
+
+    grid = load_grid(resolve_grid_path(file))
+    names = _split_names(methods)
+    return grid.with_methods(names) if names else grid
+
+
+def _gpu_slots(device: str, gpus: str | None) -> tuple[list[str], str]:
+    """GPU ids for the worker slots and the --device each worker gets."""
+    from ltbench.launch import visible_gpus
+
+    if gpus:
+        if device == "cpu":
+            raise LtbenchError("--gpus cannot be combined with --device cpu")
+        return [g.strip() for g in gpus.split(",") if g.strip()], "cuda"
+    if device == "cpu":
+        return [], "cpu"
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    ids = visible_gpus(count)
+    if device.startswith("cuda:"):
+        index = device.split(":", 1)[1]
+        if not index.isdigit() or int(index) >= len(ids):
+            raise LtbenchError(f"--device {device}: torch sees {len(ids)} CUDA device(s)")
+        return [ids[int(index)]], "cuda"
+    if device.startswith("cuda") and not ids:
+        raise LtbenchError("--device cuda was asked for, but torch sees no CUDA device")
+    return ids, device
+
+
+def _plan_table(planned) -> Table:
+    table = Table("#", "run id", "state", "action", title="plan")
+    for i, p in enumerate(planned, 1):
+        style = STATE_STYLE.get(p.state, "")
+        table.add_row(str(i), p.run_id, f"[{style}]{p.state}[/{style}]" if style else p.state, p.action)
+    return table
+
+
+def _counts(states) -> str:
+    order = ("done", "interrupted", "failed", "damaged", "missing")
+    counts = {s: 0 for s in order}
+    for s in states:
+        counts[s] = counts.get(s, 0) + 1
+    return ", ".join(f"{k} {v}" for k, v in counts.items() if v or k in ("done", "missing"))
+
+
+def sweep_grid(grid, results_dir: Path, jobs: int = 1, data_dir: Path | None = None, device: str = "auto",
+               gpus: str | None = None, launcher: str = "local", dry_run: bool = False) -> SweepOutcome:
+    """Expand, plan, print, run what is not done; returns what happened (the CLI decides the exit)."""
+    from ltbench.grid import expand
+    from ltbench.launch import get_launcher, make_jobs, mark_failed, plan
+    from ltbench.results import run_state
+
+    runs = expand(grid)
+    planned = plan(runs, results_dir)
+    outcome = SweepOutcome(planned=planned)
+    todo = [p for p in planned if p.action != "skip"]
+    console.print(f"{grid.path}: {len(planned)} runs ({_counts(p.state for p in planned)}); "
+                  f"results in {results_dir}", highlight=False)
+    if dry_run:
+        console.print(_plan_table(planned))
+        console.print(f"dry run: would run {len(todo)}, skip {len(planned) - len(todo)}", highlight=False)
+        return outcome
+    if not todo:
+        console.print("nothing to run: every run is done", highlight=False)
+        return outcome
+    _check_writable(results_dir)
+    gpu_ids, child_device = _gpu_slots(device, gpus)
+    threads = None if gpu_ids else max(1, (os.cpu_count() or 1) // max(1, jobs))
+    pool = get_launcher(launcher, jobs=jobs, gpus=gpu_ids, threads_per_job=threads)
+    job_list = make_jobs(todo, results_dir, data_dir, child_device)
+    by_name = {p.run_id: p for p in todo}
+    where = f"GPU(s) {','.join(gpu_ids)}" if gpu_ids else f"CPU, {threads} thread(s) each"
+    console.print(f"running {len(job_list)} run(s), {jobs} at a time on {where}", highlight=False)
+
+    live = console.is_terminal
+    state = {"running": 0, "done": 0, "failed": 0}
+    progress = task = None
+    if live:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TimeElapsedColumn(), console=console)
+        task = progress.add_task("sweep", total=len(job_list))
+
+    def describe() -> str:
+        return f"sweep: {state['done']} done, {state['failed']} failed, {state['running']} running"
+
+    def on_event(kind: str, job, res) -> None:
+        p = by_name[job.name]
+        if kind == "start":
+            state["running"] += 1
+            if not live:
+                gpu = "" if res.gpu is None else f" on GPU {res.gpu}"
+                console.print(f"  start {job.name} ({p.action}){gpu}", highlight=False)
+        else:
+            state["running"] = max(0, state["running"] - 1)
+            ok = res.returncode == 0 and run_state(p.run_dir) == "done"
+            if ok:
+                state["done"] += 1
+                console.print(f"  [green]done[/green]   {job.name}  {res.seconds:.1f} s", highlight=False)
+            else:
+                state["failed"] += 1
+                mark_failed(p.run_dir, res.returncode, job.log_path)
+                outcome.failed.append((p, res))
+                console.print(f"  [red]failed[/red] {job.name}  exit {res.returncode}  log: {job.log_path}",
+                              highlight=False)
+            outcome.ran += 1
+        if progress is not None:
+            progress.update(task, description=describe(), completed=state["done"] + state["failed"])
+
+    t0 = time.monotonic()
+    try:
+        if progress is not None:
+            with progress:
+                pool.run(job_list, on_event)
+        else:
+            pool.run(job_list, on_event)
+    except KeyboardInterrupt:
+        err_console.print("interrupted: the workers were stopped; run the sweep again to resume them",
+                          highlight=False)
+        raise typer.Exit(130) from None
+    console.print(f"{describe().replace(', 0 running', '')} in {time.monotonic() - t0:.0f} s", highlight=False)
+    _print_failures(outcome)
+    return outcome
+
+
+def _failure_reason(run_dir: Path) -> str | None:
+    from ltbench.results import read_json
+
+    try:
+        reason = read_json(run_dir / "failed.json").get("reason")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(reason).strip().splitlines()[0] if reason else None
+
+
+def _print_failures(outcome: SweepOutcome) -> None:
+    from ltbench.launch import log_tail
+
+    if not outcome.failed:
+        return
+    err_console.print(f"[red]{len(outcome.failed)} run(s) failed:[/red]", highlight=False)
+    for p, res in outcome.failed:
+        reason = _failure_reason(p.run_dir) or f"exit code {res.returncode}"
+        err_console.print(f"  {p.run_id}: {reason}", highlight=False, soft_wrap=True)
+        for line in log_tail(res.job.log_path, 5):
+            err_console.print(f"      {line}", highlight=False, soft_wrap=True, markup=False)
+
+
+@app.command()
+def sweep(
+    file: str = typer.Argument(..., help="Experiment file (experiments/*.yaml) or the name of a shipped one."),
+    launcher: str = typer.Option("local", "--launcher", help="local (a pool of subprocesses)."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Runs at a time."),
+    gpus: str | None = typer.Option(None, "--gpus", help="GPU ids for the worker slots, e.g. 0,1 "
+                                    "(default: every visible GPU; none on CPU)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (run id, state) and stop."),
+    methods: str | None = typer.Option(None, "--methods", help="Only these methods of the grid (a,b,...)."),
+    results_dir: Path | None = typer.Option(None, "--results-dir", help="Default: $LTBENCH_RESULTS or results/runs."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Default: $LTBENCH_DATA or ~/.cache/ltbench."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+) -> None:
+    """Run every run of a grid that is not done yet (resuming interrupted ones); N at a time."""
+    with user_errors():
+        grid = _load_grid(file, methods)
+        outcome = sweep_grid(grid, results_dir or _default_results(), jobs, data_dir, device, gpus, launcher,
+                             dry_run)
+    if not outcome.ok:
+        raise typer.Exit(1)
+
+
+# ----- status ------------------------------------------------------------------------------------
+
+@app.command()
+def status(
+    file: str | None = typer.Argument(None, help="Experiment file; default: every run under the results dir."),
+    methods: str | None = typer.Option(None, "--methods", help="Only these methods of the grid (a,b,...)."),
+    results_dir: Path | None = typer.Option(None, "--results-dir", help="Default: $LTBENCH_RESULTS or results/runs."),
+    tail: int = typer.Option(5, "--tail", help="Log lines shown per failed run."),
+) -> None:
+    """done / interrupted / failed / damaged / missing per run, with the reason of each failure."""
+    with user_errors():
+        from ltbench.launch import log_tail
+        from ltbench.report import find_run_dirs
+        from ltbench.results import run_state
+
+        results_dir = results_dir or _default_results()
+        if file is not None:
+            from ltbench.grid import expand
+
+            grid = _load_grid(file, methods)
+            entries = [(r.run_id, results_dir / r.run_id) for r in expand(grid)]
+            title = f"{grid.path} ({len(entries)} runs)"
+        else:
+            if methods:
+                raise LtbenchError("--methods needs an experiment file")
+            dirs = find_run_dirs(results_dir) if results_dir.is_dir() else []
+            entries = [(d.relative_to(results_dir).as_posix(), d) for d in dirs]
+            title = f"runs under {results_dir}"
+            if not entries:
+                console.print(f"no runs under {results_dir}", highlight=False)
+                return
+        table = Table("run id", "state", "detail", title=title)
+        states, failures = [], []
+        for run_id, run_dir in entries:
+            st = run_state(run_dir)
+            states.append(st)
+            detail = ""
+            if st == "done":
+                detail = _done_detail(run_dir)
+            elif st in ("failed", "damaged"):
+                detail = _failure_reason(run_dir) or ("final.json is damaged" if st == "damaged" else "")
+                failures.append((run_id, run_dir, detail))
+            elif st == "interrupted":
+                detail = _progress_detail(run_dir)
+            style = STATE_STYLE.get(st, "")
+            table.add_row(run_id, f"[{style}]{st}[/{style}]", detail)
+        console.print(table)
+        console.print(_counts(states) + f" (of {len(entries)})", highlight=False)
+        for run_id, run_dir, detail in failures:
+            console.print(f"[red]{run_id}[/red]: {detail or 'no reason recorded'}", highlight=False, soft_wrap=True)
+            for line in log_tail(run_dir / "log.txt", tail):
+                console.print(f"    {line}", highlight=False, markup=False, soft_wrap=True)
+
+
+def _done_detail(run_dir: Path) -> str:
+    from ltbench.results import load_final
+
+    try:
+        final = load_final(run_dir) or {}
+    except ValueError:
+        return ""
+    top1 = final.get("top1")
+    return "" if top1 is None else f"top1 {top1:.2f}"
+
+
+def _progress_detail(run_dir: Path) -> str:
+    from ltbench.results import read_json, read_jsonl
+
+    rows = read_jsonl(run_dir / "metrics.jsonl")
+    try:
+        epochs = read_json(run_dir / "spec.json")["train"]["epochs"]
+    except (OSError, ValueError, KeyError, TypeError):
+        epochs = "?"
+    return f"{len(rows)}/{epochs} epochs" + ("" if rows else " (not started, or running)")
+
+
+# ----- tables ------------------------------------------------------------------------------------
+
+def _check_formats(formats: list[str]) -> list[str]:
+    formats = formats or list(FORMATS)
+    bad = [f for f in formats if f not in FORMATS]
+    if bad:
+        raise LtbenchError(f"unknown --format {bad[0]!r}; choose from {', '.join(FORMATS)}")
+    return list(dict.fromkeys(formats))
+
+
+def _check_select(select: str) -> None:
+    if select not in ("last", "best"):
+        raise LtbenchError(f"--select must be last or best, got {select!r}")
+
+
+def _write_outputs(t, out: Path, formats: list[str]) -> None:
+    from ltbench.report import write_table
+
+    for path in write_table(t, out, formats):
+        console.print(f"wrote {path}", highlight=False)
+
+
+@app.command()
+def table(
+    which: str = typer.Argument("table1", help="table1, table2, or an experiment file (its grid's runs)."),
+    format_: list[str] = typer.Option([], "--format", "-f", help="md, tex or csv (repeatable; default all)."),
+    select: str = typer.Option("last", "--select", help="last (headline) or best (oracle, test-selected)."),
+    show: bool = typer.Option(False, "--show", help="Print the table in the terminal."),
+    results_dir: Path | None = typer.Option(None, "--results-dir", help="Default: $LTBENCH_RESULTS or results/runs."),
+    out: Path = typer.Option(DEFAULT_REPORTS, "--out", help="Folder for <name>.{md,tex,csv}."),
+) -> None:
+    """Aggregate seeds (mean ± std, n) into a paper table next to the reported numbers."""
+    with user_errors():
+        from ltbench.report import build_table, collect
+
+        formats = _check_formats(format_)
+        _check_select(select)
+        grid = _load_grid(which)
+        frame = collect(results_dir or _default_results(), warn=_warn)
+        t = build_table(frame, grid, select=select, warn=_warn)
+        console.print(f"{t.name}: {len(t.frame)} run(s) of {grid.path} found", highlight=False)
+        _write_outputs(t, out, formats)
+        if show:
+            console.print(rich_table_for(t))
+
+
+def rich_table_for(t):
+    from ltbench.report import rich_table
+
+    return rich_table(t)
+
+
+# ----- ablations ---------------------------------------------------------------------------------
+
+def _ablation_grid(which: str, quick: bool):
+    from ltbench.grid import NAMED_GRIDS, experiments_dir, load_grid, resolve_grid_path
+
+    if which in NAMED_GRIDS:
+        name = ("quick-" if quick else "") + NAMED_GRIDS[which]
+        grid = load_grid(experiments_dir() / f"{name}.yaml")
+    else:
+        if quick:
+            raise LtbenchError("--quick selects the quick-* grid of masking or contrastive; "
+                               "for a FILE, point at the quick file itself")
+        grid = load_grid(resolve_grid_path(which))
+    if not grid.vary:
+        raise LtbenchError(f"{grid.path} has no `vary` key: there is nothing to ablate")
+    if grid.table is None or not grid.table.startswith("ablate"):
+        grid = dataclasses.replace(grid, table="ablate")
+    return grid
+
+
+@app.command()
+def ablate(
+    which: str = typer.Argument(..., help="masking, contrastive, or an experiment file with a `vary` key."),
+    quick: bool = typer.Option(False, "--quick", help="The CPU-scale grid (experiments/quick-ablate-*.yaml)."),
+    collect_only: bool = typer.Option(False, "--collect-only", help="Do not run anything; tabulate what exists."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Runs at a time."),
+    select: str = typer.Option("last", "--select", help="last (headline) or best (oracle, test-selected)."),
+    results_dir: Path | None = typer.Option(None, "--results-dir", help="Default: $LTBENCH_RESULTS or results/runs."),
+    data_dir: Path | None = typer.Option(None, "--data-dir"),
+    device: str = typer.Option("auto", "--device"),
+    out: Path = typer.Option(DEFAULT_REPORTS, "--out", help="Folder for the table and the figure."),
+    show: bool = typer.Option(True, "--show/--no-show", help="Print the table in the terminal."),
+) -> None:
+    """Run an ablation grid, then write its table (md/tex/csv) and figure (png/pdf)."""
+    with user_errors():
+        from ltbench.report import build_table, collect, plot_ablation
+
+        _check_select(select)
+        grid = _ablation_grid(which, quick)
+        results_dir = results_dir or _default_results()
+        outcome = SweepOutcome()
+        if not collect_only:
+            outcome = sweep_grid(grid, results_dir, jobs, data_dir, device)
+        name = grid.name if "ablate" in grid.name else f"ablate-{grid.name}"
+        t = build_table(collect(results_dir, warn=_warn), grid, select=select, name=name, warn=_warn)
+        console.print(f"{name}: {len(t.frame)} run(s) of {grid.path} found", highlight=False)
+        _write_outputs(t, out, list(FORMATS))
+        paths, _ = plot_ablation(t, out / name)
+        for path in paths:
+            console.print(f"wrote {path}", highlight=False)
+        if show:
+            console.print(rich_table_for(t))
+    if not outcome.ok:
+        raise typer.Exit(1)
+
+
+# ----- plots -------------------------------------------------------------------------------------
+
+@plot_app.command("per-class")
+def plot_per_class(
+    run_dirs: list[Path] | None = typer.Argument(None, help="Run directories (default: all runs, or --grid's)."),
+    grid_file: str | None = typer.Option(None, "--grid", help="Plot this experiment file's runs."),
+    results_dir: Path | None = typer.Option(None, "--results-dir", help="Default: $LTBENCH_RESULTS or results/runs."),
+    out: Path | None = typer.Option(None, "--out", help="PNG path (default results/reports/<grid>-per-class.png)."),
+) -> None:
+    """Per-class test accuracy vs training images (log x), one line per method (mean over seeds)."""
+    with user_errors():
+        from ltbench.report import collect, plot_per_class as draw, select_runs
+
+        results_dir = results_dir or _default_results()
+        if run_dirs and grid_file:
+            raise LtbenchError("give run directories or --grid, not both")
+        name = "per-class"
+        if run_dirs:
+            missing = [d for d in run_dirs if not (d / "final.json").exists()]
+            if missing:
+                raise LtbenchError(f"{missing[0]} is not a finished run directory (no final.json)")
+            frame = collect(results_dir, warn=_warn, run_dirs=run_dirs, include_lists=True)
+        else:
+            frame = collect(results_dir, warn=_warn, include_lists=True)
+            if grid_file:
+                grid = _load_grid(grid_file)
+                frame = select_runs(frame, grid, warn=_warn)
+                name = f"{grid.name}-per-class"
+        if frame.empty:
+            raise LtbenchError(f"no finished runs to plot under {results_dir}")
+        out = out or DEFAULT_REPORTS / f"{name}.png"
+        paths, data = draw(frame, out, title="per-class accuracy vs training frequency "
+                                              "(dashed: shot-group boundaries 20 / 100)")
+        console.print(f"wrote {paths[0]} ({len(frame)} run(s), {data['method'].nunique()} method(s))",
+                      highlight=False)
+
+
+# ----- demo --------------------------------------------------------------------------------------
+
+@app.command()
+def demo(
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Runs at a time."),
+    results_dir: Path | None = typer.Option(None, "--results-dir", help="Default: $LTBENCH_RESULTS or results/runs."),
+    data_dir: Path | None = typer.Option(None, "--data-dir"),
+    device: str = typer.Option("auto", "--device"),
+    out: Path = typer.Option(DEFAULT_REPORTS, "--out", help="Folder for demo.{md,tex,csv} and the plot."),
+) -> None:
+    """Train the demo grid (experiments/demo.yaml, CPU-sized), then print its table and per-class plot."""
+    with user_errors():
+        from ltbench.grid import experiments_dir, load_grid, registered_methods
+        from ltbench.report import build_table, collect, plot_per_class as draw
+
+        grid = load_grid(experiments_dir() / "demo.yaml")
+        known = set(registered_methods())
+        skipped = [m for m in grid.methods if m not in known]
+        if skipped:
+            console.print(f"demo: skipping {', '.join(skipped)} (not registered in this install)", highlight=False)
+        kept = [m for m in grid.methods if m in known]
+        if not kept:
+            raise LtbenchError("demo: none of the demo's methods is registered")
+        grid = grid.with_methods(kept)
+        results_dir = results_dir or _default_results()
+        outcome = sweep_grid(grid, results_dir, jobs, data_dir, device)
+        frame = collect(results_dir, warn=_warn, include_lists=True)
+        t = build_table(frame, grid, name="demo", warn=_warn)
+        _write_outputs(t, out, list(FORMATS))
+        console.print(rich_table_for(t))
+        if not t.frame.empty:
+            paths, _ = draw(t.frame, out / "demo-per-class.png",
+                            title="demo: per-class accuracy vs training frequency (shapes, ratio 10)")
+            console.print(f"wrote {paths[0]}", highlight=False)
+    if not outcome.ok:
+        raise typer.Exit(1)
+
+
+__all__ = ["SweepOutcome", "sweep_grid"]

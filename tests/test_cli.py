@@ -1,0 +1,78 @@
+"""The CLI through typer's CliRunner: a run, listings, splits, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from ltbench.cli import app
+
+runner = CliRunner()
+TINY_SET = ["--set", "backbone=resnet8", "--set", "max_per_class=60", "--set", "batch_size=64"]
+
+
+def _ok(args):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def test_run_then_rerun_is_a_noop(tmp_path):
+    args = ["run", "--method", "erm", "--dataset", "shapes", "--ratio", "10", "--epochs", "1", "--device", "cpu",
+            "--results-dir", str(tmp_path), *TINY_SET]
+    out = _ok(args)
+    assert "top1" in out
+    finals = list(tmp_path.rglob("final.json"))
+    assert len(finals) == 1
+    stamp = finals[0].stat().st_mtime_ns
+    _ok(args)
+    assert finals[0].stat().st_mtime_ns == stamp
+
+
+def test_listings():
+    out = _ok(["list", "methods"])
+    for name in ("erm", "ldam-drw", "drw+cmo", "smcl", "drw+smcl"):
+        assert name in out
+    out = _ok(["list", "datasets"])
+    assert "fashion-mnist" in out and "shapes" in out
+
+
+def test_splits_json():
+    data = json.loads(_ok(["splits", "--dataset", "cifar100", "--ratio", "100", "--json"]))
+    assert data["total"] == 10847
+    assert data["group_sizes"]["shots-100-20"] == {"many": 35, "medium": 35, "few": 30}
+
+
+def test_splits_export(tmp_path):
+    labels = np.repeat(np.arange(5), 20)
+    np.save(tmp_path / "labels.npy", labels)
+    _ok(["splits", "--labels", str(tmp_path / "labels.npy"), "--ratio", "10", "--seed", "0",
+         "--out", str(tmp_path / "idx.npy")])
+    idx = np.load(tmp_path / "idx.npy")
+    assert np.bincount(labels[idx]).tolist() == [20, 11, 6, 3, 2]
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["run", "--method", "nope"], "unknown method"),
+    (["run", "--method", "erm", "--dataset", "imagenet"], "unknown data set"),
+    (["run", "--method", "erm", "--ratio", "0"], "ratio must be >= 1"),
+    (["run", "--method", "erm", "--ratio", "-3"], "ratio must be >= 1"),
+    (["run", "--method", "erm", "--ratio", "ten"], "ratio must be a number"),
+    (["run", "--method", "erm", "--set", "foo=1"], "unknown setting 'foo'"),
+    (["run", "--method", "erm", "--set", "epochs=x"], "expects an integer"),
+    (["run", "--method", "erm", "--epochs", "0"], "epochs must be >= 1"),
+    (["run", "--method", "erm", "--set", "noequals"], "key=value"),
+    (["run", "--method", "erm", "--preset", "huge"], "unknown preset"),
+    (["run", "--method", "erm", "--device", "tpu"], "unknown device"),
+    (["run", "--method", "erm", "--dataset", "cifar10", "--data-dir", "/nonexistent/x"], "cifar10 not found"),
+    (["splits", "--dataset", "cifar100", "--ratio", "0"], "ratio must be >= 1"),
+])
+def test_bad_input_gives_one_line(args, needle):
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    assert needle in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
