@@ -65,7 +65,7 @@ def run_spec(
         results_dir = (results_dir or run_dir.parent.parent.parent).resolve()
         if run_dir != results_dir / spec.run_id:
             raise LtbenchError(f"{spec_path} does not belong to {results_dir} (its run id is {spec.run_id})")
-        console.print(f"run-spec {spec.run_id} (pid {os.getpid()})", highlight=False)
+        console.print(f"run-spec {spec.run_id} (pid {os.getpid()})", highlight=False, soft_wrap=True)
         runtime = RuntimeOptions(results_dir=results_dir, data_dir=data_dir, download=download, device=device,
                                  progress=False)
         try:
@@ -150,13 +150,13 @@ def sweep_grid(grid, results_dir: Path, jobs: int = 1, data_dir: Path | None = N
     outcome = SweepOutcome(planned=planned)
     todo = [p for p in planned if p.action != "skip"]
     console.print(f"{grid.path}: {len(planned)} runs ({_counts(p.state for p in planned)}); "
-                  f"results in {results_dir}", highlight=False)
+                  f"results in {results_dir}", highlight=False, soft_wrap=True)
     if dry_run:
         console.print(_plan_table(planned))
-        console.print(f"dry run: would run {len(todo)}, skip {len(planned) - len(todo)}", highlight=False)
+        console.print(f"dry run: would run {len(todo)}, skip {len(planned) - len(todo)}", highlight=False, soft_wrap=True)
         return outcome
     if not todo:
-        console.print("nothing to run: every run is done", highlight=False)
+        console.print("nothing to run: every run is done", highlight=False, soft_wrap=True)
         return outcome
     _check_writable(results_dir)
     gpu_ids, child_device = _gpu_slots(device, gpus)
@@ -165,7 +165,7 @@ def sweep_grid(grid, results_dir: Path, jobs: int = 1, data_dir: Path | None = N
     job_list = make_jobs(todo, results_dir, data_dir, child_device)
     by_name = {p.run_id: p for p in todo}
     where = f"GPU(s) {','.join(gpu_ids)}" if gpu_ids else f"CPU, {threads} thread(s) each"
-    console.print(f"running {len(job_list)} run(s), {jobs} at a time on {where}", highlight=False)
+    console.print(f"running {len(job_list)} run(s), {jobs} at a time on {where}", highlight=False, soft_wrap=True)
 
     live = console.is_terminal
     state = {"running": 0, "done": 0, "failed": 0}
@@ -186,19 +186,19 @@ def sweep_grid(grid, results_dir: Path, jobs: int = 1, data_dir: Path | None = N
             state["running"] += 1
             if not live:
                 gpu = "" if res.gpu is None else f" on GPU {res.gpu}"
-                console.print(f"  start {job.name} ({p.action}){gpu}", highlight=False)
+                console.print(f"  start {job.name} ({p.action}){gpu}", highlight=False, soft_wrap=True)
         else:
             state["running"] = max(0, state["running"] - 1)
             ok = res.returncode == 0 and run_state(p.run_dir) == "done"
             if ok:
                 state["done"] += 1
-                console.print(f"  [green]done[/green]   {job.name}  {res.seconds:.1f} s", highlight=False)
+                console.print(f"  [green]done[/green]   {job.name}  {res.seconds:.1f} s", highlight=False, soft_wrap=True)
             else:
                 state["failed"] += 1
                 mark_failed(p.run_dir, res.returncode, job.log_path)
                 outcome.failed.append((p, res))
                 console.print(f"  [red]failed[/red] {job.name}  exit {res.returncode}  log: {job.log_path}",
-                              highlight=False)
+                              highlight=False, soft_wrap=True)
             outcome.ran += 1
         if progress is not None:
             progress.update(task, description=describe(), completed=state["done"] + state["failed"])
@@ -212,9 +212,9 @@ def sweep_grid(grid, results_dir: Path, jobs: int = 1, data_dir: Path | None = N
             pool.run(job_list, on_event)
     except KeyboardInterrupt:
         err_console.print("interrupted: the workers were stopped; run the sweep again to resume them",
-                          highlight=False)
+                          highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
-    console.print(f"{describe().replace(', 0 running', '')} in {time.monotonic() - t0:.0f} s", highlight=False)
+    console.print(f"{describe().replace(', 0 running', '')} in {time.monotonic() - t0:.0f} s", highlight=False, soft_wrap=True)
     _print_failures(outcome)
     return outcome
 
@@ -234,7 +234,7 @@ def _print_failures(outcome: SweepOutcome) -> None:
 
     if not outcome.failed:
         return
-    err_console.print(f"[red]{len(outcome.failed)} run(s) failed:[/red]", highlight=False)
+    err_console.print(f"[red]{len(outcome.failed)} run(s) failed:[/red]", highlight=False, soft_wrap=True)
     for p, res in outcome.failed:
         reason = _failure_reason(p.run_dir) or f"exit code {res.returncode}"
         err_console.print(f"  {p.run_id}: {reason}", highlight=False, soft_wrap=True)
@@ -293,7 +293,7 @@ def status(
             entries = [(d.relative_to(results_dir).as_posix(), d) for d in dirs]
             title = f"runs under {results_dir}"
             if not entries:
-                console.print(f"no runs under {results_dir}", highlight=False)
+                console.print(f"no runs under {results_dir}", highlight=False, soft_wrap=True)
                 return
         table = Table("run id", "state", "detail", title=title)
         states, failures = [], []
@@ -311,11 +311,11 @@ def status(
             style = STATE_STYLE.get(st, "")
             table.add_row(run_id, f"[{style}]{st}[/{style}]", detail)
         console.print(table)
-        console.print(_counts(states) + f" (of {len(entries)})", highlight=False)
+        console.print(_counts(states) + f" (of {len(entries)})", highlight=False, soft_wrap=True)
         for run_id, run_dir, detail in failures:
             console.print(f"[red]{run_id}[/red]: {detail or 'no reason recorded'}", highlight=False, soft_wrap=True)
             for line in log_tail(run_dir / "log.txt", tail):
-                console.print(f"    {line}", highlight=False, markup=False, soft_wrap=True)
+                console.print(f"    {line}", highlight=False, soft_wrap=True, markup=False)
 
 
 def _done_detail(run_dir: Path) -> str:
@@ -359,7 +359,7 @@ def _write_outputs(t, out: Path, formats: list[str]) -> None:
     from ltbench.report import write_table
 
     for path in write_table(t, out, formats):
-        console.print(f"wrote {path}", highlight=False)
+        console.print(f"wrote {path}", highlight=False, soft_wrap=True)
 
 
 @app.command()
@@ -380,7 +380,7 @@ def table(
         grid = _load_grid(which)
         frame = collect(results_dir or _default_results(), warn=_warn)
         t = build_table(frame, grid, select=select, warn=_warn)
-        console.print(f"{t.name}: {len(t.frame)} run(s) of {grid.path} found", highlight=False)
+        console.print(f"{t.name}: {len(t.frame)} run(s) of {grid.path} found", highlight=False, soft_wrap=True)
         _write_outputs(t, out, formats)
         if show:
             console.print(rich_table_for(t))
@@ -437,11 +437,11 @@ def ablate(
             outcome = sweep_grid(grid, results_dir, jobs, data_dir, device)
         name = grid.name if "ablate" in grid.name else f"ablate-{grid.name}"
         t = build_table(collect(results_dir, warn=_warn), grid, select=select, name=name, warn=_warn)
-        console.print(f"{name}: {len(t.frame)} run(s) of {grid.path} found", highlight=False)
+        console.print(f"{name}: {len(t.frame)} run(s) of {grid.path} found", highlight=False, soft_wrap=True)
         _write_outputs(t, out, list(FORMATS))
         paths, _ = plot_ablation(t, out / name)
         for path in paths:
-            console.print(f"wrote {path}", highlight=False)
+            console.print(f"wrote {path}", highlight=False, soft_wrap=True)
         if show:
             console.print(rich_table_for(t))
     if not outcome.ok:
@@ -482,7 +482,7 @@ def plot_per_class(
         paths, data = draw(frame, out, title="per-class accuracy vs training frequency "
                                               "(dashed: shot-group boundaries 20 / 100)")
         console.print(f"wrote {paths[0]} ({len(frame)} run(s), {data['method'].nunique()} method(s))",
-                      highlight=False)
+                      highlight=False, soft_wrap=True)
 
 
 # ----- demo --------------------------------------------------------------------------------------
@@ -504,7 +504,7 @@ def demo(
         known = set(registered_methods())
         skipped = [m for m in grid.methods if m not in known]
         if skipped:
-            console.print(f"demo: skipping {', '.join(skipped)} (not registered in this install)", highlight=False)
+            console.print(f"demo: skipping {', '.join(skipped)} (not registered in this install)", highlight=False, soft_wrap=True)
         kept = [m for m in grid.methods if m in known]
         if not kept:
             raise LtbenchError("demo: none of the demo's methods is registered")
@@ -518,7 +518,7 @@ def demo(
         if not t.frame.empty:
             paths, _ = draw(t.frame, out / "demo-per-class.png",
                             title="demo: per-class accuracy vs training frequency (shapes, ratio 10)")
-            console.print(f"wrote {paths[0]}", highlight=False)
+            console.print(f"wrote {paths[0]}", highlight=False, soft_wrap=True)
     if not outcome.ok:
         raise typer.Exit(1)
 

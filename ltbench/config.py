@@ -40,6 +40,7 @@ class TrainSettings:
     lr_milestones: tuple[int, ...] | None = None
     precision: Literal["fp32", "bf16"] = "fp32"
     shot_rule: str = "shots-100-20"
+    eval_every: int = 1  # evaluate every k epochs and at the last one (best-epoch is over these)
 
 
 # preset -> data-set family -> TrainSettings fields. `paper` is the reference recipe (spec §3.1);
@@ -234,6 +235,8 @@ def _resolve_train(values: dict[str, Any]) -> TrainSettings:
         raise LtbenchError(f"epochs must be >= 1, got {values['epochs']}")
     if values["batch_size"] < 1:
         raise LtbenchError(f"batch_size must be >= 1, got {values['batch_size']}")
+    if values["eval_every"] < 1:
+        raise LtbenchError(f"eval_every must be >= 1, got {values['eval_every']}")
     if values["schedule"] not in SCHEDULES:
         raise LtbenchError(f"unknown schedule {values['schedule']!r}; choose from {', '.join(SCHEDULES)}")
     if values["shot_rule"] not in SHOT_RULES:

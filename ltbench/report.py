@@ -778,18 +778,28 @@ def write_table(t: TableResult, out_dir: Path, formats: Sequence[str] = ("md", "
 
 
 def rich_table(t: TableResult):
+    """A terminal table: one column per setting/metric; ours on top, the paper number and Δ below."""
     from rich.table import Table
 
-    df = display_frame(t, "rich")
-    table = Table(title=f"{t.name}: {t.title}", caption=t.caption + ("\n" + "  ".join(_footnotes(t))
-                                                                         if t.notes else ""),
-                  caption_justify="left", show_lines=False)
-    lead = 2 + len(t.vary_keys)
-    for i, col in enumerate(df.columns):
-        table.add_column(str(col), justify="left" if i < lead else "right",
-                         style="dim" if col.endswith((" paper", " Δ")) else None)
-    for rec in df.itertuples(index=False):
-        table.add_row(*map(str, rec))
+    expected = len(t.seeds)
+    caption = t.caption + ("\n" + "  ".join(_footnotes(t)) if t.notes else "")
+    table = Table(title=f"{t.name}: {t.title}", caption=caption, caption_justify="left", show_lines=t.show_paper)
+    table.add_column("Method", no_wrap=True)
+    table.add_column("ltbench", no_wrap=True, style="dim")
+    for k in t.vary_keys:
+        table.add_column(k, no_wrap=True)
+    for col in t.columns:
+        table.add_column(col.label, justify="right", overflow="fold")
+    for row in t.rows:
+        cells = [row.label, _kind(row), *(fmt_value(row.vary.get(k, "")) for k in t.vary_keys)]
+        for col in t.columns:
+            c = t.cells[(row.key, col.key)]
+            text = _ours_text(c, expected, "rich")
+            if t.show_paper:
+                gap = "" if c.gap is None else f" Δ{_gap_text(c)}"
+                text += f"\n[dim]paper {_paper_text(c, 'rich')}{gap}[/dim]"
+            cells.append(text)
+        table.add_row(*cells)
     return table
 
 

@@ -45,6 +45,7 @@ from ltbench.results import (
     read_jsonl,
 )
 from ltbench.schedules import lr_at
+from ltbench.sources import ResidentSource
 
 EVAL_BATCH = 1024
 
@@ -94,6 +95,12 @@ def _pipeline(name: str, images: torch.Tensor, gen: torch.Generator) -> torch.Te
     raise LtbenchError(f"unknown augmentation pipeline {name!r}; choose standard, cutout, sim or none")
 
 
+def make_sources(bundle: DataBundle, device: torch.device):
+    """Train and test sources for a bundle (resident tensors for CIFAR-sized data)."""
+    return (ResidentSource(bundle.train_images, bundle.train_labels, device),
+            ResidentSource(bundle.test_images, bundle.test_labels, device))
+
+
 class Trainer(TrainerServices):
     """Holds the run's state; implements the services a method may call."""
 
@@ -103,16 +110,15 @@ class Trainer(TrainerServices):
         self.num_classes = info.num_classes
         self.class_counts = list(bundle.class_counts)
         self.epochs = spec.train.epochs
-        self.image_size = tuple(bundle.train_images.shape[-2:])
         self.mean, self.std = info.mean, info.std
         torch.manual_seed(spec.seed)
         self.generator = torch.Generator(device=device).manual_seed(spec.seed)
         self.rng = np.random.default_rng(spec.seed)
-        self.train_images = bundle.train_images.to(device)
-        self.train_labels = bundle.train_labels.to(device)
+        self.train, self.test = make_sources(bundle, device)
+        self.image_size = self.train.image_size
         self._norm = (torch.tensor(info.mean, device=device).view(1, -1, 1, 1),
                       torch.tensor(info.std, device=device).view(1, -1, 1, 1))
-        self._class_table = class_index_table(self.train_labels, self.num_classes)
+        self._class_table = class_index_table(self.train.labels, self.num_classes)
         self._probs: dict[tuple, torch.Tensor] = {}
 
         entry = get_method(spec.method)
@@ -156,7 +162,7 @@ class Trainer(TrainerServices):
             probs = class_sampling_probabilities(self.class_counts, kind, **params)
             self._probs[key] = torch.as_tensor(probs, dtype=torch.float32, device=self.device)
         idx = sample_indices(self._probs[key], *self._class_table, n, self.generator)
-        return self.train_images[idx], self.train_labels[idx]
+        return self.train.fetch(idx)
 
     # ----- loop -----------------------------------------------------------------------------
     def train_epoch(self, epoch: int, on_step=None) -> dict[str, float]:
@@ -166,14 +172,15 @@ class Trainer(TrainerServices):
             group["lr"] = lr
         self.method.on_epoch_start(epoch)
         self.model.train()
-        n = self.train_images.shape[0]
-        perm = torch.randperm(n, generator=self.generator, device=self.device)
+        perm = torch.randperm(len(self.train), generator=self.generator, device=self.device)
         sums: dict[str, torch.Tensor] = {}
         steps, data_time = 0, 0.0
-        for start in range(0, n, t.batch_size):  # drop_last=False, as the references
+        batches = self.train.batches(perm, t.batch_size)  # drop_last=False, as the references
+        while True:
             t0 = time.perf_counter()
-            idx = perm[start:start + t.batch_size]
-            images, labels = self.train_images[idx], self.train_labels[idx]
+            images, labels = next(batches, (None, None))
+            if images is None:
+                break
             views = [self.augment(p, images) for p in self.method.views()]
             data_time += time.perf_counter() - t0
             out = self.method.training_step(Batch(images, labels, views))
@@ -195,9 +202,9 @@ class Trainer(TrainerServices):
     def predict(self) -> torch.Tensor:
         self.model.eval()
         preds = []
-        images = self.bundle.test_images
-        for start in range(0, images.shape[0], EVAL_BATCH):
-            x = images[start:start + EVAL_BATCH].to(self.device).float() / 255.0
+        order = torch.arange(len(self.test), device=self.device)
+        for images, _ in self.test.batches(order, EVAL_BATCH):
+            x = images.float() / 255.0
             with self.autocast():
                 logits, _ = self._forward(self.normalize(x))
             preds.append(logits.argmax(dim=1))
@@ -341,24 +348,28 @@ def _loop(tr: Trainer, run_dir: Path, runtime: RuntimeOptions) -> dict[str, Any]
     rows = [r for r in read_jsonl(run_dir / "metrics.jsonl") if r.get("epoch", 1e9) < start]
     atomic_write_bytes(run_dir / "metrics.jsonl", "".join(_jsonline(r) for r in rows).encode())
     atomic_write_json(run_dir / "env.json", environment(tr.device, runtime, tr))
-    steps = math.ceil(tr.train_images.shape[0] / spec.train.batch_size)
+    steps = math.ceil(len(tr.train) / spec.train.batch_size)
     progress = _Progress(runtime.progress, spec, start, steps)
+    summary = None
     with progress:
         for epoch in range(start, spec.train.epochs):
             if runtime.stop_after_epochs is not None and epoch - start >= runtime.stop_after_epochs:
                 return {}
             t0 = time.perf_counter()
             logs = tr.train_epoch(epoch, progress.step)
-            train_time = time.perf_counter() - t0
-            summary = tr.evaluate()
+            row = {"epoch": epoch, **logs, "epoch_time_s": time.perf_counter() - t0}
+            last = epoch == spec.train.epochs - 1
+            if last or (epoch + 1) % spec.train.eval_every == 0:
+                summary = tr.evaluate()
+                if best["top1"] is None or summary["top1"] > best["top1"]:
+                    best = {"epoch": epoch, "top1": summary["top1"]}
+                row.update({k: summary[k] for k in ("top1", "many", "medium", "few")})
             elapsed += time.perf_counter() - t0
-            if best["top1"] is None or summary["top1"] > best["top1"]:
-                best = {"epoch": epoch, "top1": summary["top1"]}
-            row = {"epoch": epoch, **logs, "epoch_time_s": train_time,
-                   **{k: summary[k] for k in ("top1", "many", "medium", "few")}}
             append_jsonl(run_dir / "metrics.jsonl", row)
             save_checkpoint(run_dir / "last.pt", tr.state(epoch + 1, best, elapsed))
-            progress.epoch_done(epoch, summary["top1"])
+            progress.epoch_done(epoch, row.get("top1"))
+    if summary is None:  # killed after the last checkpoint but before final.json: evaluate that state
+        summary = tr.evaluate()
     final = {
         **summary, "train_class_counts": tr.class_counts, "best_epoch": best["epoch"],
         "best_top1": best["top1"], "best_selection": "oracle (test-selected)",
@@ -400,10 +411,11 @@ class _Progress:
         if self.bar is not None:
             self.bar.advance(self.task)
 
-    def epoch_done(self, epoch: int, top1: float) -> None:
+    def epoch_done(self, epoch: int, top1: float | None) -> None:
         if self.bar is not None:
-            self.bar.update(self.task, description=f"{self.spec.run_id} epoch {epoch + 1}/{self.spec.train.epochs} "
-                                        f"top1 {top1:.2f}")
+            shown = "" if top1 is None else f" top1 {top1:.2f}"
+            self.bar.update(self.task, description=f"{self.spec.run_id} epoch {epoch + 1}/{self.spec.train.epochs}"
+                                                   f"{shown}")
 
     def __exit__(self, *exc):
         if self.bar is not None:

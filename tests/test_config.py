@@ -14,8 +14,8 @@ from ltbench.schedules import lr_at
 def test_run_id_is_stable():
     spec = build_spec("erm", "shapes", 10, 0, "paper", {"epochs": 4})
     # pinned: a refactor that changes every run id must be deliberate (bump PROTOCOL_VERSION)
-    assert spec.hash == "96f80b006ab6"
-    assert spec.run_id == "shapes-r10/erm/s0-96f80b006ab6"
+    assert spec.hash == "cdbd37761543"
+    assert spec.run_id == "shapes-r10/erm/s0-cdbd37761543"
     assert build_spec("erm", "shapes", "10.0", 0, "paper", {"epochs": 4}).hash == spec.hash
     assert RunSpec.from_dict(spec.to_dict()).canonical_json() == spec.canonical_json()
 
