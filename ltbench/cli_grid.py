@@ -15,15 +15,28 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from ltbench.cli import _check_writable, _default_results, _print_final, app, console, err_console, user_errors
+from ltbench.cli import (
+    _check_writable,
+    _default_results,
+    _print_final,
+    app,
+    console,
+    err_console,
+    user_errors,
+)
 from ltbench.errors import LtbenchError
 
 plot_app = typer.Typer(no_args_is_help=True, help="Figures from finished runs.")
 app.add_typer(plot_app, name="plot")
 
 DEFAULT_REPORTS = Path("results/reports")
+RESULTS_HELP = "Default: $LTBENCH_RESULTS or results/runs."
 STATE_STYLE = {"done": "green", "interrupted": "yellow", "failed": "red", "damaged": "red", "missing": "dim"}
 FORMATS = ("md", "tex", "csv")
+
+
+def _say(msg: str) -> None:
+    console.print(msg, highlight=False, soft_wrap=True)
 
 
 def _warn(msg: str) -> None:
@@ -44,7 +57,8 @@ def _split_names(text: str | None) -> list[str] | None:
 @app.command("run-spec", hidden=True)
 def run_spec(
     spec_path: Path = typer.Argument(..., help="A run directory's spec.json."),
-    results_dir: Path | None = typer.Option(None, "--results-dir", help="Default: three levels above the spec."),
+    results_dir: Path | None = typer.Option(None, "--results-dir",
+                                            help="Default: three levels above the spec."),
     data_dir: Path | None = typer.Option(None, "--data-dir"),
     device: str = typer.Option("auto", "--device"),
     download: bool = typer.Option(False, "--download"),
@@ -65,7 +79,7 @@ def run_spec(
         results_dir = (results_dir or run_dir.parent.parent.parent).resolve()
         if run_dir != results_dir / spec.run_id:
             raise LtbenchError(f"{spec_path} does not belong to {results_dir} (its run id is {spec.run_id})")
-        console.print(f"run-spec {spec.run_id} (pid {os.getpid()})", highlight=False, soft_wrap=True)
+        _say(f"run-spec {spec.run_id} (pid {os.getpid()})")
         runtime = RuntimeOptions(results_dir=results_dir, data_dir=data_dir, download=download, device=device,
                                  progress=False)
         try:
@@ -123,10 +137,17 @@ def _gpu_slots(device: str, gpus: str | None) -> tuple[list[str], str]:
 
 
 def _plan_table(planned) -> Table:
-    table = Table("#", "run id", "state", "action", title="plan")
+    from ltbench.report import fmt_value
+
+    varied = any(p.run.vary for p in planned)
+    table = Table("#", title="plan")
+    table.add_column("run id", overflow="fold")
+    for name in (["varied"] if varied else []) + ["state", "action"]:
+        table.add_column(name)
     for i, p in enumerate(planned, 1):
         style = STATE_STYLE.get(p.state, "")
-        table.add_row(str(i), p.run_id, f"[{style}]{p.state}[/{style}]" if style else p.state, p.action)
+        vary = [", ".join(f"{k}={fmt_value(v)}" for k, v in p.run.vary.items())] if varied else []
+        table.add_row(str(i), p.run_id, *vary, f"[{style}]{p.state}[/{style}]" if style else p.state, p.action)
     return table
 
 
@@ -149,14 +170,14 @@ def sweep_grid(grid, results_dir: Path, jobs: int = 1, data_dir: Path | None = N
     planned = plan(runs, results_dir)
     outcome = SweepOutcome(planned=planned)
     todo = [p for p in planned if p.action != "skip"]
-    console.print(f"{grid.path}: {len(planned)} runs ({_counts(p.state for p in planned)}); "
-                  f"results in {results_dir}", highlight=False, soft_wrap=True)
+    _say(f"{grid.path}: {len(planned)} runs ({_counts(p.state for p in planned)}); "
+         f"results in {results_dir}")
     if dry_run:
         console.print(_plan_table(planned))
-        console.print(f"dry run: would run {len(todo)}, skip {len(planned) - len(todo)}", highlight=False, soft_wrap=True)
+        _say(f"dry run: would run {len(todo)}, skip {len(planned) - len(todo)}")
         return outcome
     if not todo:
-        console.print("nothing to run: every run is done", highlight=False, soft_wrap=True)
+        _say("nothing to run: every run is done")
         return outcome
     _check_writable(results_dir)
     gpu_ids, child_device = _gpu_slots(device, gpus)
@@ -165,7 +186,7 @@ def sweep_grid(grid, results_dir: Path, jobs: int = 1, data_dir: Path | None = N
     job_list = make_jobs(todo, results_dir, data_dir, child_device)
     by_name = {p.run_id: p for p in todo}
     where = f"GPU(s) {','.join(gpu_ids)}" if gpu_ids else f"CPU, {threads} thread(s) each"
-    console.print(f"running {len(job_list)} run(s), {jobs} at a time on {where}", highlight=False, soft_wrap=True)
+    _say(f"running {len(job_list)} run(s), {jobs} at a time on {where}")
 
     live = console.is_terminal
     state = {"running": 0, "done": 0, "failed": 0}
@@ -186,13 +207,13 @@ def sweep_grid(grid, results_dir: Path, jobs: int = 1, data_dir: Path | None = N
             state["running"] += 1
             if not live:
                 gpu = "" if res.gpu is None else f" on GPU {res.gpu}"
-                console.print(f"  start {job.name} ({p.action}){gpu}", highlight=False, soft_wrap=True)
+                _say(f"  start {job.name} ({p.action}){gpu}")
         else:
             state["running"] = max(0, state["running"] - 1)
             ok = res.returncode == 0 and run_state(p.run_dir) == "done"
             if ok:
                 state["done"] += 1
-                console.print(f"  [green]done[/green]   {job.name}  {res.seconds:.1f} s", highlight=False, soft_wrap=True)
+                _say(f"  [green]done[/green]   {job.name}  {res.seconds:.1f} s")
             else:
                 state["failed"] += 1
                 mark_failed(p.run_dir, res.returncode, job.log_path)
@@ -214,7 +235,7 @@ def sweep_grid(grid, results_dir: Path, jobs: int = 1, data_dir: Path | None = N
         err_console.print("interrupted: the workers were stopped; run the sweep again to resume them",
                           highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
-    console.print(f"{describe().replace(', 0 running', '')} in {time.monotonic() - t0:.0f} s", highlight=False, soft_wrap=True)
+    _say(f"{describe().replace(', 0 running', '')} in {time.monotonic() - t0:.0f} s")
     _print_failures(outcome)
     return outcome
 
@@ -244,15 +265,15 @@ def _print_failures(outcome: SweepOutcome) -> None:
 
 @app.command()
 def sweep(
-    file: str = typer.Argument(..., help="Experiment file (experiments/*.yaml) or the name of a shipped one."),
+    file: str = typer.Argument(..., help="Experiment file (experiments/*.yaml) or a shipped one's name."),
     launcher: str = typer.Option("local", "--launcher", help="local (a pool of subprocesses)."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Runs at a time."),
     gpus: str | None = typer.Option(None, "--gpus", help="GPU ids for the worker slots, e.g. 0,1 "
                                     "(default: every visible GPU; none on CPU)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (run id, state) and stop."),
     methods: str | None = typer.Option(None, "--methods", help="Only these methods of the grid (a,b,...)."),
-    results_dir: Path | None = typer.Option(None, "--results-dir", help="Default: $LTBENCH_RESULTS or results/runs."),
-    data_dir: Path | None = typer.Option(None, "--data-dir", help="Default: $LTBENCH_DATA or ~/.cache/ltbench."),
+    results_dir: Path | None = typer.Option(None, "--results-dir", help=RESULTS_HELP),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Default: $LTBENCH_DATA or ~/.cache."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
 ) -> None:
     """Run every run of a grid that is not done yet (resuming interrupted ones); N at a time."""
@@ -268,9 +289,9 @@ def sweep(
 
 @app.command()
 def status(
-    file: str | None = typer.Argument(None, help="Experiment file; default: every run under the results dir."),
+    file: str | None = typer.Argument(None, help="Experiment file; default: every run in the results dir."),
     methods: str | None = typer.Option(None, "--methods", help="Only these methods of the grid (a,b,...)."),
-    results_dir: Path | None = typer.Option(None, "--results-dir", help="Default: $LTBENCH_RESULTS or results/runs."),
+    results_dir: Path | None = typer.Option(None, "--results-dir", help=RESULTS_HELP),
     tail: int = typer.Option(5, "--tail", help="Log lines shown per failed run."),
 ) -> None:
     """done / interrupted / failed / damaged / missing per run, with the reason of each failure."""
@@ -293,9 +314,12 @@ def status(
             entries = [(d.relative_to(results_dir).as_posix(), d) for d in dirs]
             title = f"runs under {results_dir}"
             if not entries:
-                console.print(f"no runs under {results_dir}", highlight=False, soft_wrap=True)
+                _say(f"no runs under {results_dir}")
                 return
-        table = Table("run id", "state", "detail", title=title)
+        table = Table(title=title)
+        table.add_column("run id", overflow="fold")
+        table.add_column("state")
+        table.add_column("detail")
         states, failures = [], []
         for run_id, run_dir in entries:
             st = run_state(run_dir)
@@ -313,7 +337,7 @@ def status(
         console.print(table)
         console.print(_counts(states) + f" (of {len(entries)})", highlight=False, soft_wrap=True)
         for run_id, run_dir, detail in failures:
-            console.print(f"[red]{run_id}[/red]: {detail or 'no reason recorded'}", highlight=False, soft_wrap=True)
+            _say(f"[red]{run_id}[/red]: {detail or 'no reason recorded'}")
             for line in log_tail(run_dir / "log.txt", tail):
                 console.print(f"    {line}", highlight=False, soft_wrap=True, markup=False)
 
@@ -359,7 +383,7 @@ def _write_outputs(t, out: Path, formats: list[str]) -> None:
     from ltbench.report import write_table
 
     for path in write_table(t, out, formats):
-        console.print(f"wrote {path}", highlight=False, soft_wrap=True)
+        _say(f"wrote {path}")
 
 
 @app.command()
@@ -368,7 +392,7 @@ def table(
     format_: list[str] = typer.Option([], "--format", "-f", help="md, tex or csv (repeatable; default all)."),
     select: str = typer.Option("last", "--select", help="last (headline) or best (oracle, test-selected)."),
     show: bool = typer.Option(False, "--show", help="Print the table in the terminal."),
-    results_dir: Path | None = typer.Option(None, "--results-dir", help="Default: $LTBENCH_RESULTS or results/runs."),
+    results_dir: Path | None = typer.Option(None, "--results-dir", help=RESULTS_HELP),
     out: Path = typer.Option(DEFAULT_REPORTS, "--out", help="Folder for <name>.{md,tex,csv}."),
 ) -> None:
     """Aggregate seeds (mean ± std, n) into a paper table next to the reported numbers."""
@@ -380,7 +404,7 @@ def table(
         grid = _load_grid(which)
         frame = collect(results_dir or _default_results(), warn=_warn)
         t = build_table(frame, grid, select=select, warn=_warn)
-        console.print(f"{t.name}: {len(t.frame)} run(s) of {grid.path} found", highlight=False, soft_wrap=True)
+        _say(f"{t.name}: {len(t.frame)} run(s) of {grid.path} found")
         _write_outputs(t, out, formats)
         if show:
             console.print(rich_table_for(t))
@@ -415,11 +439,11 @@ def _ablation_grid(which: str, quick: bool):
 @app.command()
 def ablate(
     which: str = typer.Argument(..., help="masking, contrastive, or an experiment file with a `vary` key."),
-    quick: bool = typer.Option(False, "--quick", help="The CPU-scale grid (experiments/quick-ablate-*.yaml)."),
-    collect_only: bool = typer.Option(False, "--collect-only", help="Do not run anything; tabulate what exists."),
+    quick: bool = typer.Option(False, "--quick", help="The CPU-scale grid (experiments/quick-ablate-*)."),
+    collect_only: bool = typer.Option(False, "--collect-only", help="Run nothing; tabulate what exists."),
     jobs: int = typer.Option(1, "--jobs", "-j", help="Runs at a time."),
     select: str = typer.Option("last", "--select", help="last (headline) or best (oracle, test-selected)."),
-    results_dir: Path | None = typer.Option(None, "--results-dir", help="Default: $LTBENCH_RESULTS or results/runs."),
+    results_dir: Path | None = typer.Option(None, "--results-dir", help=RESULTS_HELP),
     data_dir: Path | None = typer.Option(None, "--data-dir"),
     device: str = typer.Option("auto", "--device"),
     out: Path = typer.Option(DEFAULT_REPORTS, "--out", help="Folder for the table and the figure."),
@@ -437,11 +461,11 @@ def ablate(
             outcome = sweep_grid(grid, results_dir, jobs, data_dir, device)
         name = grid.name if "ablate" in grid.name else f"ablate-{grid.name}"
         t = build_table(collect(results_dir, warn=_warn), grid, select=select, name=name, warn=_warn)
-        console.print(f"{name}: {len(t.frame)} run(s) of {grid.path} found", highlight=False, soft_wrap=True)
+        _say(f"{name}: {len(t.frame)} run(s) of {grid.path} found")
         _write_outputs(t, out, list(FORMATS))
         paths, _ = plot_ablation(t, out / name)
         for path in paths:
-            console.print(f"wrote {path}", highlight=False, soft_wrap=True)
+            _say(f"wrote {path}")
         if show:
             console.print(rich_table_for(t))
     if not outcome.ok:
@@ -452,14 +476,15 @@ def ablate(
 
 @plot_app.command("per-class")
 def plot_per_class(
-    run_dirs: list[Path] | None = typer.Argument(None, help="Run directories (default: all runs, or --grid's)."),
+    run_dirs: list[Path] | None = typer.Argument(None, help="Run directories (default: all, or --grid's)."),
     grid_file: str | None = typer.Option(None, "--grid", help="Plot this experiment file's runs."),
-    results_dir: Path | None = typer.Option(None, "--results-dir", help="Default: $LTBENCH_RESULTS or results/runs."),
-    out: Path | None = typer.Option(None, "--out", help="PNG path (default results/reports/<grid>-per-class.png)."),
+    results_dir: Path | None = typer.Option(None, "--results-dir", help=RESULTS_HELP),
+    out: Path | None = typer.Option(None, "--out", help="PNG (default: results/reports/...)."),
 ) -> None:
     """Per-class test accuracy vs training images (log x), one line per method (mean over seeds)."""
     with user_errors():
-        from ltbench.report import collect, plot_per_class as draw, select_runs
+        from ltbench.report import collect, select_runs
+        from ltbench.report import plot_per_class as draw
 
         results_dir = results_dir or _default_results()
         if run_dirs and grid_file:
@@ -490,7 +515,7 @@ def plot_per_class(
 @app.command()
 def demo(
     jobs: int = typer.Option(1, "--jobs", "-j", help="Runs at a time."),
-    results_dir: Path | None = typer.Option(None, "--results-dir", help="Default: $LTBENCH_RESULTS or results/runs."),
+    results_dir: Path | None = typer.Option(None, "--results-dir", help=RESULTS_HELP),
     data_dir: Path | None = typer.Option(None, "--data-dir"),
     device: str = typer.Option("auto", "--device"),
     out: Path = typer.Option(DEFAULT_REPORTS, "--out", help="Folder for demo.{md,tex,csv} and the plot."),
@@ -498,13 +523,14 @@ def demo(
     """Train the demo grid (experiments/demo.yaml, CPU-sized), then print its table and per-class plot."""
     with user_errors():
         from ltbench.grid import experiments_dir, load_grid, registered_methods
-        from ltbench.report import build_table, collect, plot_per_class as draw
+        from ltbench.report import build_table, collect
+        from ltbench.report import plot_per_class as draw
 
         grid = load_grid(experiments_dir() / "demo.yaml")
         known = set(registered_methods())
         skipped = [m for m in grid.methods if m not in known]
         if skipped:
-            console.print(f"demo: skipping {', '.join(skipped)} (not registered in this install)", highlight=False, soft_wrap=True)
+            _say(f"demo: skipping {', '.join(skipped)} (not registered in this install)")
         kept = [m for m in grid.methods if m in known]
         if not kept:
             raise LtbenchError("demo: none of the demo's methods is registered")
@@ -518,7 +544,7 @@ def demo(
         if not t.frame.empty:
             paths, _ = draw(t.frame, out / "demo-per-class.png",
                             title="demo: per-class accuracy vs training frequency (shapes, ratio 10)")
-            console.print(f"wrote {paths[0]}", highlight=False, soft_wrap=True)
+            _say(f"wrote {paths[0]}")
     if not outcome.ok:
         raise typer.Exit(1)
 

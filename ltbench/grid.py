@@ -65,7 +65,8 @@ class Grid:
 
     def vary_combos(self) -> list[dict[str, Any]]:
         keys = list(self.vary)
-        return [dict(zip(keys, combo)) for combo in itertools.product(*(self.vary[k] for k in keys))]
+        combos = itertools.product(*(self.vary[k] for k in keys))
+        return [dict(zip(keys, combo, strict=True)) for combo in combos]
 
     def settings(self) -> list[tuple[str, float, int | None]]:
         """(dataset, ratio, head) columns in file order."""

@@ -52,7 +52,8 @@ class PlannedRun:
 
 def plan(runs: Sequence[GridRun], results_dir: Path) -> list[PlannedRun]:
     """Classify every run of a grid by what is on disk."""
-    return [PlannedRun(r, Path(results_dir) / r.run_id, run_state(Path(results_dir) / r.run_id)) for r in runs]
+    root = Path(results_dir)
+    return [PlannedRun(r, root / r.run_id, run_state(root / r.run_id)) for r in runs]
 
 
 def log_tail(path: Path, lines: int = 5) -> list[str]:

@@ -43,7 +43,8 @@ DATASET_LABELS = {"cifar100": "CIFAR-100-LT", "cifar10": "CIFAR-10-LT", "imagene
 METRICS = ("top1", "many", "medium", "few")
 METRIC_LABELS = {"top1": "All", "many": "Many", "medium": "Med", "few": "Few"}
 SELECT_COLUMNS = {"last": {m: m for m in METRICS},
-                  "best": {"top1": "best_top1", "many": "best_many", "medium": "best_medium", "few": "best_few"}}
+                  "best": {"top1": "best_top1", "many": "best_many", "medium": "best_medium",
+                           "few": "best_few"}}
 SELECT_TEXT = {"last": "last epoch (the headline number)",
                "best": "best test epoch (an oracle: selected on the test set, optimistic)"}
 SHOT_RULE_TEXT = {"shots-100-20": "Many > 100, Medium 20-100, Few < 20 training images",
@@ -200,7 +201,7 @@ def read_run(run_dir: Path, results_dir: Path | None = None, include_lists: bool
 
 def collect(results_dir: Path, warn: Warn | None = None, run_dirs: Iterable[Path] | None = None,
             include_lists: bool = False) -> pd.DataFrame:
-    """One row per finished run under results_dir (or in run_dirs); damaged runs are skipped with a warning."""
+    """One row per finished run under results_dir (or in run_dirs); damaged runs: skipped with a warning."""
     warn = warn or _console_warn
     results_dir = Path(results_dir)
     dirs = list(run_dirs) if run_dirs is not None else find_run_dirs(results_dir)
@@ -298,8 +299,8 @@ def select_runs(df: pd.DataFrame, grid: Grid, methods: Sequence[str] | None = No
     settings = list(grid.settings() if settings is None else settings)
     keys = {(d, float(r), None if h is None else int(h)) for d, r, h in settings}
     heads = [None if _isna(h) else int(h) for h in df["max_per_class"]]
-    mask = pd.Series([(d, float(r), h) in keys for d, r, h in zip(df["dataset"], df["ratio"], heads)],
-                     index=df.index)
+    where = zip(df["dataset"], df["ratio"], heads, strict=True)
+    mask = pd.Series([(d, float(r), h) in keys for d, r, h in where], index=df.index)
     mask &= df["method"].isin(methods) & df["seed"].isin(list(grid.seeds)) & (df["preset"] == grid.preset)
     for key, value in grid.overrides.items():
         mask &= _matches(df, key, [value])
@@ -339,7 +340,7 @@ def _spec_diff(a: pd.Series, b: pd.Series, limit: int = 3) -> str:
 # ----- reported numbers --------------------------------------------------------------------------
 
 def paper_dir() -> Path:
-    """$LTBENCH_PAPER_DIR, else results/paper next to the package (a source checkout), else ./results/paper."""
+    """$LTBENCH_PAPER_DIR, else results/paper next to the package (source checkout), else ./results/paper."""
     env = os.environ.get("LTBENCH_PAPER_DIR")
     if env:
         return Path(env)
@@ -608,7 +609,8 @@ def _caption(t: TableResult, grid: Grid, frame: pd.DataFrame) -> str:
         f"Shot rule: {rule_txt}.",
     ]
     if t.show_paper:
-        src = {"table1": "results/paper/table1_cifar_lt.csv", "table2": "results/paper/table2_imagenet_lt.csv"}
+        src = {"table1": "results/paper/table1_cifar_lt.csv",
+               "table2": "results/paper/table2_imagenet_lt.csv"}
         where = src.get(t.layout, "results/paper/ablations.csv" if t.layout.startswith("ablate-")
                         else "results/paper/table1_cifar_lt.csv")
         parts.append(f"paper = the number the SMCL paper reports ({where}); Δ = ours − paper; "
@@ -783,7 +785,8 @@ def rich_table(t: TableResult):
 
     expected = len(t.seeds)
     caption = t.caption + ("\n" + "  ".join(_footnotes(t)) if t.notes else "")
-    table = Table(title=f"{t.name}: {t.title}", caption=caption, caption_justify="left", show_lines=t.show_paper)
+    table = Table(title=f"{t.name}: {t.title}", caption=caption, caption_justify="left",
+                  show_lines=t.show_paper)
     table.add_column("Method", no_wrap=True)
     table.add_column("ltbench", no_wrap=True, style="dim")
     for k in t.vary_keys:
@@ -838,9 +841,9 @@ def plot_ablation(t: TableResult, out_base: Path) -> tuple[list[Path], pd.DataFr
     data = ablation_data(t)
     fig, axes = _figure((13, 3.4), 4)
     xs = list(dict.fromkeys(data["x"])) if not data.empty else []
-    series = list(dict.fromkeys(zip(data["label"], data["setting"]))) if not data.empty else []
+    series = list(dict.fromkeys(zip(data["label"], data["setting"], strict=True))) if not data.empty else []
     width = 0.12
-    for ax, metric in zip(axes, METRICS):
+    for ax, metric in zip(axes, METRICS, strict=True):
         part = data[data["metric"] == metric] if not data.empty else data
         for i, (label, setting) in enumerate(series):
             s = part[(part["label"] == label) & (part["setting"] == setting)].set_index("x").reindex(xs)
@@ -883,7 +886,7 @@ def per_class_data(frame: pd.DataFrame) -> pd.DataFrame:
         if not isinstance(accs, (list, tuple)) or not isinstance(counts, (list, tuple)) \
                 or len(accs) != len(counts):
             continue
-        for cls, (acc, n) in enumerate(zip(accs, counts)):
+        for cls, (acc, n) in enumerate(zip(accs, counts, strict=True)):
             records.append({"setting": run["setting"], "method": run["method"], "seed": run["seed"],
                             "class": cls, "train_count": n, "acc": acc})
     if not records:
@@ -900,7 +903,7 @@ def plot_per_class(frame: pd.DataFrame, out: Path, title: str = "") -> tuple[lis
     settings = list(dict.fromkeys(data["setting"])) or ["(no runs)"]
     fig, axes = _figure((5.5 * len(settings), 4), len(settings))
     known = list(PAPER_NAMES)
-    for ax, setting in zip(axes, settings):
+    for ax, setting in zip(axes, settings, strict=True):
         part = data[data["setting"] == setting]
         methods = sorted(set(part["method"]), key=lambda m: (known.index(m) if m in known else len(known), m))
         for m in methods:

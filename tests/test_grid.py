@@ -103,7 +103,8 @@ BAD = [
     ("methods: [erm\ndatasets: [shapes]\n", "YAML syntax error"),
     ("methods: [erm]\ndatasets: [shapes]\nratios: [10]\n", "missing key 'seeds'"),
     ("methods: [erm]\ndatasets: [shapes]\nratios: [0.5]\nseeds: [0]\n", "ratios must be numbers >= 1"),
-    ("methods: [erm]\ndatasets: [shapes]\nratios: [10]\nseeds: [0]\noverrides: {lr: fast}\n", "expects a number"),
+    ("methods: [erm]\ndatasets: [shapes]\nratios: [10]\nseeds: [0]\noverrides: {lr: fast}\n",
+     "expects a number"),
     ("methods: [erm]\ndatasets: [shapes]\nratios: [10]\nseeds: [0]\nvary: {lr: 0.1}\n", "non-empty list"),
     ("methods: [erm]\ndatasets: [shapes]\nratios: [10]\nseeds: [0]\ntable: fancy\n", "unknown table layout"),
     ("methods: [erm]\ndatasets: [mnist]\nratios: [10]\nseeds: [0]\n", "unknown data set 'mnist'"),
@@ -115,7 +116,8 @@ BAD = [
 @pytest.mark.parametrize("command", [["sweep", "--dry-run"], ["status"]])
 def test_bad_files_give_one_line(tmp_path, text, needle, command):
     path = _write(tmp_path, text)
-    result = runner.invoke(app, [command[0], str(path), *command[1:], "--results-dir", str(tmp_path / "runs")])
+    args = [command[0], str(path), *command[1:], "--results-dir", str(tmp_path / "runs")]
+    result = runner.invoke(app, args)
     assert result.exit_code != 0
     assert "Traceback" not in result.output
     assert needle in result.output, result.output

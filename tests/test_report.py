@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -43,8 +44,8 @@ def _no_warnings(msg: str) -> None:
 
 
 def _table(runs: Path = RUNS, select: str = "last", warn=_no_warnings):
-    return build_table(collect(runs, warn=warn), load_grid(FIXTURES / "grid.yaml"), select=select, name="table",
-                       warn=warn)
+    grid = load_grid(FIXTURES / "grid.yaml")
+    return build_table(collect(runs, warn=warn), grid, select=select, name="table", warn=warn)
 
 
 # ----- golden files --------------------------------------------------------------------------------
@@ -166,7 +167,7 @@ def test_damaged_runs_are_skipped_with_a_warning(tmp_path):
     df = collect(runs, warn=warnings.append)
     assert len(df) == 11
     assert len(warnings) == 3
-    for d, msg in zip(dirs[:3], warnings):
+    for d, msg in zip(dirs[:3], warnings, strict=True):
         assert str(d) in msg
 
 
@@ -282,8 +283,8 @@ def test_report_path_does_not_import_torch():
         "    fn(t)\n"
         "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')\n"
     )
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                         env={**__import__("os").environ, "LTBENCH_PAPER_DIR": str(REPO / "results" / "paper")})
+    env = {**os.environ, "LTBENCH_PAPER_DIR": str(REPO / "results" / "paper")}
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip().splitlines()[-1] == "NO-TORCH"
 

@@ -49,10 +49,10 @@ def test_gpu_slots_round_robin():
 
 
 def test_local_launcher_runs_jobs_and_keeps_going(tmp_path):
-    show = "import os; print('gpu', os.environ.get('CUDA_VISIBLE_DEVICES'), os.environ.get('OMP_NUM_THREADS'))"
+    show = "import os; e = os.environ; print('gpu', e.get('CUDA_VISIBLE_DEVICES'), e.get('OMP_NUM_THREADS'))"
     jobs = [Job("a", [sys.executable, "-c", show], tmp_path / "a" / "log.txt"),
-            Job("b", [sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"], tmp_path / "b" / "log.txt",
-                files={tmp_path / "b" / "spec.json": b"{}\n"}),
+            Job("b", [sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"],
+                tmp_path / "b" / "log.txt", files={tmp_path / "b" / "spec.json": b"{}\n"}),
             Job("c", [sys.executable, "-c", show], tmp_path / "c" / "log.txt")]
     events = []
     results = LocalLauncher(jobs=2, gpus=["7", "9"], threads_per_job=1).run(
@@ -93,12 +93,13 @@ def test_sweep_with_a_fake_launcher(tmp_path, grid_file, monkeypatch):
     monkeypatch.setitem(launch.LAUNCHERS, "fake", FakeLauncher)
     FakeLauncher.calls = []
     results = tmp_path / "runs"
-    result = _invoke("sweep", str(grid_file), "--launcher", "fake", "--results-dir", str(results), "--device", "cpu")
+    result = _invoke("sweep", str(grid_file), "--launcher", "fake", "--results-dir", str(results),
+                     "--device", "cpu")
     assert result.exit_code == 1, result.output
     (jobs,) = FakeLauncher.calls
     assert len(jobs) == 2
     runs = expand(load_grid(grid_file))
-    for job, run in zip(jobs, runs):
+    for job, run in zip(jobs, runs, strict=True):
         assert job.argv[1:4] == ["-m", "ltbench", "run-spec"]
         spec_path = Path(job.argv[4])
         assert spec_path == (results / run.run_id / "spec.json").resolve()
