@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -70,11 +71,27 @@ def run(
     force: bool = typer.Option(False, "--force", help="Retrain even if the run is done."),
     compile_: bool = typer.Option(False, "--compile", help="torch.compile the model."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+    split_dir: Path | None = typer.Option(None, "--split-dir", help="ImageNet-LT split lists. Default: "
+                                          "$LTBENCH_IMAGENET_LT_SPLITS, else <data-dir>/ImageNet_LT."),
+    nproc_per_node: int = typer.Option(1, "--nproc-per-node", help="Train one run on N processes (GPUs) "
+                                       "with torchrun + DistributedDataParallel."),
+    workers: int | None = typer.Option(None, "--workers", help="Image decode workers per process "
+                                       "(file-backed data; default: CPUs / processes, at most 8)."),
+    image_cache: Path | None = typer.Option(None, "--image-cache", help="Read pre-resized images from this "
+                                            "folder (built by `ltbench data cache`)."),
 ) -> None:
     """Train one run (or resume it, or do nothing if it is done)."""
     with user_errors():
         from ltbench.config import build_spec, parse_set_pairs
+        from ltbench.distributed import env_rank, torchrun_command
         from ltbench.train import RuntimeOptions, train
+
+        if nproc_per_node < 1:
+            raise LtbenchError(f"--nproc-per-node must be >= 1, got {nproc_per_node}")
+        if nproc_per_node > 1 and "WORLD_SIZE" not in os.environ:  # re-launch this command under torchrun
+            import subprocess
+
+            raise typer.Exit(subprocess.call(torchrun_command(sys.argv[1:], nproc_per_node)))
 
         overrides = parse_set_pairs(set_)
         if epochs is not None:
@@ -84,10 +101,12 @@ def run(
         spec = build_spec(method, dataset, ratio, seed, preset, overrides)
         runtime = RuntimeOptions(results_dir=results_dir or _default_results(), data_dir=data_dir,
                                  download=download, device=device, force=force, compile=compile_,
-                                 progress=not quiet and sys.stderr.isatty())
+                                 progress=not quiet and sys.stderr.isatty(), split_dir=split_dir,
+                                 workers=workers, image_cache=image_cache)
         _check_writable(runtime.results_dir)
         final = train(spec, runtime)
-        _print_final(spec.run_id, runtime.results_dir, final)
+        if env_rank() == 0:  # under torchrun only rank 0 reports
+            _print_final(spec.run_id, runtime.results_dir, final)
 
 
 def _check_writable(path: Path) -> None:
@@ -160,6 +179,9 @@ def splits(
     labels: Path | None = typer.Option(None, "--labels", help="A .npy label array to cut a subset from."),
     seed: int = typer.Option(0, "--seed", help="Subset seed (data_seed) for --labels."),
     out: Path | None = typer.Option(None, "--out", help="Write the subset indices (.npy) for --labels."),
+    split_dir: Path | None = typer.Option(None, "--split-dir", help="Fixed splits (imagenet-lt): the folder "
+                                          "of the list files or train_class_counts.json."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="For the default --split-dir."),
 ) -> None:
     """Per-class counts, totals and shot groups of a long-tailed split (no images needed)."""
     with user_errors():
@@ -171,13 +193,13 @@ def splits(
             return
         if dataset is None:
             raise LtbenchError("splits needs --dataset (or --labels FILE.npy --out FILE.npy)")
-        summary = split_summary(dataset, ratio, profile, max_per_class)
+        summary = split_summary(dataset, ratio, profile, max_per_class, split_dir=split_dir, data_dir=data_dir)
         if as_json:
             typer.echo(json.dumps(summary, indent=1))
             return
+        counts = summary["counts"]
         console.print(f"{summary['dataset']} ratio {summary['ratio']}: {summary['total']} images, "
-                      f"{len(summary['counts'])} classes, {summary['counts'][0]} .. {summary['counts'][-1]}",
-                      highlight=False)
+                      f"{len(counts)} classes, {max(counts)} .. {min(counts)} per class", highlight=False)
         table = Table("rule", "many", "medium", "few")
         for rule, sizes in summary["group_sizes"].items():
             table.add_row(rule, *(str(sizes[g]) for g in ("many", "medium", "few")))
@@ -202,11 +224,39 @@ def data_fetch(
         console.print(f"{name} is ready under {root}", highlight=False)
 
 
+@data_app.command("cache")
+def data_cache(
+    name: str = typer.Argument(..., help="A file-backed data set (imagenet-lt)."),
+    cache_dir: Path = typer.Option(..., "--cache-dir", help="Where to write the uint8 copies."),
+    image_size: int = typer.Option(224, "--image-size", help="View size of the runs that will read it."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="The image root (ILSVRC-2012)."),
+    split_dir: Path | None = typer.Option(None, "--split-dir", help="The split lists."),
+    workers: int = typer.Option(8, "--workers", help="Decode processes."),
+    val: bool = typer.Option(False, "--val", help="Also cache the val list (for val_select runs)."),
+) -> None:
+    """Decode a file-backed data set once into pre-resized uint8 files (train at base size, test cropped)."""
+    with user_errors():
+        from ltbench.data.datasets import build_bundle, get_dataset
+        from ltbench.sources import base_size, build_cache
+
+        info = get_dataset(name)
+        if info.bundle is None:
+            raise LtbenchError(f"{name} is held in memory; only file-backed data sets (imagenet-lt) are cached")
+        bundle = build_bundle(name, info.fixed_ratio or 1, data_dir=data_dir, split_dir=split_dir, with_val=val)
+        base = base_size(image_size)
+        for split, files in bundle.files.items():
+            out = base if split == "train" else image_size
+            path = build_cache(files, base, out, cache_dir, workers)
+            console.print(f"{split}: {len(files)} images -> {path}", highlight=False)
+
+
 def main() -> None:
     app()
 
 
+# Sub-command modules register themselves on `app`; imported last because they import `app` from here.
+from ltbench import cli_bench  # noqa: E402,F401,I001  (registers bench)
+from ltbench import cli_grid  # noqa: E402,F401  (registers sweep/status/table/ablate/plot/demo)
+
 if __name__ == "__main__":
     main()
-
-from ltbench import cli_grid  # noqa: E402,F401  (registers sweep/status/table/ablate/plot/demo)

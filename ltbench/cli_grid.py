@@ -31,7 +31,8 @@ app.add_typer(plot_app, name="plot")
 
 DEFAULT_REPORTS = Path("results/reports")
 RESULTS_HELP = "Default: $LTBENCH_RESULTS or results/runs."
-STATE_STYLE = {"done": "green", "interrupted": "yellow", "failed": "red", "damaged": "red", "missing": "dim"}
+STATE_STYLE = {"done": "green", "running": "cyan", "interrupted": "yellow", "failed": "red", "damaged": "red",
+               "missing": "dim"}
 FORMATS = ("md", "tex", "csv")
 
 
@@ -66,6 +67,7 @@ def run_spec(
     """Train the run whose spec.json is given (what `ltbench sweep` runs in each worker process)."""
     with user_errors():
         from ltbench.config import RunSpec
+        from ltbench.locks import EXIT_LOCKED, RunLocked
         from ltbench.results import atomic_write_json, read_json
         from ltbench.train import RuntimeOptions, train
 
@@ -84,6 +86,9 @@ def run_spec(
                                  progress=False)
         try:
             final = train(spec, runtime)
+        except RunLocked as exc:  # another sweep is training it: not a failure of this run
+            err_console.print(f"busy: {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(EXIT_LOCKED) from None
         except LtbenchError as exc:  # make the reason visible to `ltbench status`
             if not (run_dir / "final.json").exists() and not (run_dir / "failed.json").exists():
                 atomic_write_json(run_dir / "failed.json", {"reason": str(exc), "kind": "error"})
@@ -147,12 +152,13 @@ def _plan_table(planned) -> Table:
     for i, p in enumerate(planned, 1):
         style = STATE_STYLE.get(p.state, "")
         vary = [", ".join(f"{k}={fmt_value(v)}" for k, v in p.run.vary.items())] if varied else []
-        table.add_row(str(i), p.run_id, *vary, f"[{style}]{p.state}[/{style}]" if style else p.state, p.action)
+        state = f"[{style}]{p.state}[/{style}]" if style else p.state
+        table.add_row(str(i), p.run_id, *vary, state, p.action)
     return table
 
 
 def _counts(states) -> str:
-    order = ("done", "interrupted", "failed", "damaged", "missing")
+    order = ("done", "running", "interrupted", "failed", "damaged", "missing")
     counts = {s: 0 for s in order}
     for s in states:
         counts[s] = counts.get(s, 0) + 1
@@ -164,6 +170,7 @@ def sweep_grid(grid, results_dir: Path, jobs: int = 1, data_dir: Path | None = N
     """Expand, plan, print, run what is not done; returns what happened (the CLI decides the exit)."""
     from ltbench.grid import expand
     from ltbench.launch import get_launcher, make_jobs, mark_failed, plan
+    from ltbench.locks import EXIT_LOCKED
     from ltbench.results import run_state
 
     runs = expand(grid)
@@ -189,7 +196,7 @@ def sweep_grid(grid, results_dir: Path, jobs: int = 1, data_dir: Path | None = N
     _say(f"running {len(job_list)} run(s), {jobs} at a time on {where}")
 
     live = console.is_terminal
-    state = {"running": 0, "done": 0, "failed": 0}
+    state = {"running": 0, "done": 0, "failed": 0, "elsewhere": 0}
     progress = task = None
     if live:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -199,7 +206,8 @@ def sweep_grid(grid, results_dir: Path, jobs: int = 1, data_dir: Path | None = N
         task = progress.add_task("sweep", total=len(job_list))
 
     def describe() -> str:
-        return f"sweep: {state['done']} done, {state['failed']} failed, {state['running']} running"
+        busy = f", {state['elsewhere']} trained by another process" if state["elsewhere"] else ""
+        return f"sweep: {state['done']} done, {state['failed']} failed, {state['running']} running{busy}"
 
     def on_event(kind: str, job, res) -> None:
         p = by_name[job.name]
@@ -211,7 +219,10 @@ def sweep_grid(grid, results_dir: Path, jobs: int = 1, data_dir: Path | None = N
         else:
             state["running"] = max(0, state["running"] - 1)
             ok = res.returncode == 0 and run_state(p.run_dir) == "done"
-            if ok:
+            if res.returncode == EXIT_LOCKED:  # another process holds the run; it records the result
+                state["elsewhere"] += 1
+                _say(f"  [cyan]busy[/cyan]   {job.name}  (being trained by another process)")
+            elif ok:
                 state["done"] += 1
                 _say(f"  [green]done[/green]   {job.name}  {res.seconds:.1f} s")
             else:
@@ -222,7 +233,8 @@ def sweep_grid(grid, results_dir: Path, jobs: int = 1, data_dir: Path | None = N
                               highlight=False, soft_wrap=True)
             outcome.ran += 1
         if progress is not None:
-            progress.update(task, description=describe(), completed=state["done"] + state["failed"])
+            progress.update(task, description=describe(),
+                            completed=state["done"] + state["failed"] + state["elsewhere"])
 
     t0 = time.monotonic()
     try:
@@ -296,9 +308,8 @@ def status(
 ) -> None:
     """done / interrupted / failed / damaged / missing per run, with the reason of each failure."""
     with user_errors():
-        from ltbench.launch import log_tail
+        from ltbench.launch import log_tail, state_of
         from ltbench.report import find_run_dirs
-        from ltbench.results import run_state
 
         results_dir = results_dir or _default_results()
         if file is not None:
@@ -322,7 +333,7 @@ def status(
         table.add_column("detail")
         states, failures = [], []
         for run_id, run_dir in entries:
-            st = run_state(run_dir)
+            st = state_of(run_dir)
             states.append(st)
             detail = ""
             if st == "done":
@@ -330,7 +341,7 @@ def status(
             elif st in ("failed", "damaged"):
                 detail = _failure_reason(run_dir) or ("final.json is damaged" if st == "damaged" else "")
                 failures.append((run_id, run_dir, detail))
-            elif st == "interrupted":
+            elif st in ("interrupted", "running"):
                 detail = _progress_detail(run_dir)
             style = STATE_STYLE.get(st, "")
             table.add_row(run_id, f"[{style}]{st}[/{style}]", detail)
@@ -504,8 +515,7 @@ def plot_per_class(
         if frame.empty:
             raise LtbenchError(f"no finished runs to plot under {results_dir}")
         out = out or DEFAULT_REPORTS / f"{name}.png"
-        paths, data = draw(frame, out, title="per-class accuracy vs training frequency "
-                                              "(dashed: shot-group boundaries 20 / 100)")
+        paths, data = draw(frame, out, title="per-class accuracy vs training images (dashed: 20 / 100)")
         console.print(f"wrote {paths[0]} ({len(frame)} run(s), {data['method'].nunique()} method(s))",
                       highlight=False, soft_wrap=True)
 
@@ -543,7 +553,7 @@ def demo(
         console.print(rich_table_for(t))
         if not t.frame.empty:
             paths, _ = draw(t.frame, out / "demo-per-class.png",
-                            title="demo: per-class accuracy vs training frequency (shapes, ratio 10)")
+                            title="demo: per-class accuracy vs training images (dashed: 20 / 100)")
             _say(f"wrote {paths[0]}")
     if not outcome.ok:
         raise typer.Exit(1)

@@ -41,6 +41,8 @@ class TrainSettings:
     precision: Literal["fp32", "bf16"] = "fp32"
     shot_rule: str = "shots-100-20"
     eval_every: int = 1  # evaluate every k epochs and at the last one (best-epoch is over these)
+    image_size: int | None = None  # view (crop) side for file-backed data (imagenet family); None: resident size
+    val_select: bool = False  # also evaluate the val list; final.json records the val-selected epoch
 
 
 # preset -> data-set family -> TrainSettings fields. `paper` is the reference recipe (spec §3.1);
@@ -48,9 +50,24 @@ class TrainSettings:
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {"cifar": {}},
     "quick": {"cifar": {"backbone": "resnet8", "epochs": 16}},
-    # the CPU study: the smallest CIFAR ResNet, 30 epochs, evaluated every 5 (a run takes minutes)
-    "cpu": {"cifar": {"backbone": "resnet8", "epochs": 30, "eval_every": 5}},
+    # the CPU study: the smallest CIFAR ResNet, 60 epochs, evaluated every 5 (a run takes minutes)
+    "cpu": {"cifar": {"backbone": "resnet8", "epochs": 60, "eval_every": 5}},
 }
+
+# ImageNet-LT `paper` = CMO's ImageNet-LT recipe (spec §3.2 [C]; the recipe of ERM, DRW, LDAM-DRW and the
+# mixing rows, §4.1/§4.5/§4.7): ResNet-50, 100 epochs, batch 128, wd 2e-4, 5-epoch warm-up, x0.1 at 60 and
+# x0.01 at 80, groups under CMO's ImageNet rule. SMCL/SCL override it with their own recipe (§3.3: batch
+# 256, wd 5e-4, cosine) through `train_defaults["imagenet"]`, as they do for CIFAR.
+IMAGENET_PAPER: dict[str, Any] = {"backbone": "resnet50", "epochs": 100, "batch_size": 128, "weight_decay": 2e-4,
+                                  "schedule": "cmo-imagenet-step", "shot_rule": "shots-cmo-imagenet",
+                                  "image_size": 224}
+PRESETS["paper"]["imagenet"] = IMAGENET_PAPER
+# CPU smoke runs on ImageNet-LT: the same model and schedule shape, 64-px views, 2 epochs
+PRESETS["quick"]["imagenet"] = {**IMAGENET_PAPER, "epochs": 2, "batch_size": 64, "image_size": 64}
+
+# TrainSettings fields added after run ids were first published: left at these defaults they stay out of
+# the hash, so every earlier spec keeps its run id.
+_HASH_OMITTED_DEFAULTS: dict[str, Any] = {"image_size": None, "val_select": False}
 
 
 @dataclass(frozen=True)
@@ -72,7 +89,11 @@ class RunSpec:
         return dataclasses.asdict(self)
 
     def canonical_json(self) -> str:
-        return json.dumps(_jsonable(self.to_dict()), sort_keys=True, separators=(",", ":"))
+        data = _jsonable(self.to_dict())
+        for key, default in _HASH_OMITTED_DEFAULTS.items():
+            if data["train"].get(key, default) == default:
+                data["train"].pop(key, None)
+        return json.dumps(data, sort_keys=True, separators=(",", ":"))
 
     @property
     def hash(self) -> str:
@@ -189,6 +210,9 @@ def build_spec(method: str, dataset: str, ratio: float, seed: int = 0, preset: s
         raise LtbenchError(f"ratio must be a number >= 1, got {ratio!r}") from None
     if not ratio >= 1:
         raise LtbenchError(f"ratio must be >= 1 (e.g. 100, 50, 10), got {_fmt_ratio(ratio)}")
+    if info.fixed_ratio is not None and ratio != info.fixed_ratio:
+        raise LtbenchError(f"{dataset} is a fixed split with imbalance ratio {_fmt_ratio(info.fixed_ratio)}; "
+                           f"use --ratio {_fmt_ratio(info.fixed_ratio)}")
     if preset not in PRESETS:
         raise LtbenchError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
     family_presets = PRESETS[preset]
@@ -222,6 +246,7 @@ def build_spec(method: str, dataset: str, ratio: float, seed: int = 0, preset: s
             spec_values[key] = _coerce(key, value, spec_types[key])
 
     train = _resolve_train(train_values)
+    _validate_file_backed(train, spec_values, info)
     hp_values = cls.resolve_hparams(hp_values, train.epochs)
     cls.Hparams(**hp_values)  # constructs, i.e. validates the combination
     _validate_spec_values(spec_values, info)
@@ -250,6 +275,21 @@ def _resolve_train(values: dict[str, Any]) -> TrainSettings:
     if values["lr_milestones"] is None:
         values["lr_milestones"] = marks
     return TrainSettings(**values)
+
+
+def _validate_file_backed(train: TrainSettings, values: dict[str, Any], info) -> None:
+    """image_size / val_select only apply to file-backed data sets; a fixed split has no profile."""
+    if info.bundle is None:
+        if train.image_size is not None:
+            raise LtbenchError(f"image_size applies to file-backed data sets (imagenet-lt); {info.name} is used "
+                               "at its native size")
+        if train.val_select:
+            raise LtbenchError(f"val_select needs a data set with a val list (imagenet-lt); {info.name} has none")
+        return
+    if train.image_size is None or train.image_size < 16:
+        raise LtbenchError(f"image_size must be an integer >= 16 for {info.name}, got {train.image_size}")
+    if values["profile"] != "exp":
+        raise LtbenchError(f"{info.name} is a fixed split; profile={values['profile']!r} does not apply")
 
 
 def _validate_spec_values(values: dict[str, Any], info) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import socket
 import subprocess
 import sys
 import time
@@ -24,13 +25,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from ltbench.errors import LtbenchError
-from ltbench.results import atomic_write_bytes, atomic_write_json, run_state
+from ltbench.locks import lock_is_live, pid_alive
+from ltbench.results import atomic_write_bytes, atomic_write_json, read_json, run_state
 
 if TYPE_CHECKING:  # pragma: no cover
     from ltbench.grid import GridRun
 
-# what a sweep does with a run in each state
-ACTIONS = {"done": "skip", "interrupted": "resume", "failed": "rerun", "damaged": "rerun", "missing": "run"}
+# what a sweep does with a run in each state ("running": a live worker of another sweep holds it)
+ACTIONS = {"done": "skip", "running": "skip", "interrupted": "resume", "failed": "rerun", "damaged": "rerun",
+           "missing": "run"}
+WORKER_FILE = "worker.json"  # {pid, host, started}: present while a local worker trains the run
 
 
 # ----- plan --------------------------------------------------------------------------------------
@@ -50,10 +54,31 @@ class PlannedRun:
         return ACTIONS.get(self.state, "run")
 
 
+def worker_alive(run_dir: Path) -> bool:
+    """True if a process of this host is training the run right now: the run's lock (ltbench.locks)
+    or the launcher's WORKER_FILE names a live process."""
+    if lock_is_live(run_dir):
+        return True
+    try:
+        info = read_json(Path(run_dir) / WORKER_FILE)
+        pid, host = int(info["pid"]), info["host"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return host == socket.gethostname() and pid_alive(pid)
+
+
+def state_of(run_dir: Path) -> str:
+    """run_state, plus "running" for an unfinished run whose worker is alive."""
+    state = run_state(run_dir)
+    if state in ("interrupted", "failed", "damaged") and worker_alive(run_dir):
+        return "running"
+    return state
+
+
 def plan(runs: Sequence[GridRun], results_dir: Path) -> list[PlannedRun]:
     """Classify every run of a grid by what is on disk."""
     root = Path(results_dir)
-    return [PlannedRun(r, root / r.run_id, run_state(root / r.run_id)) for r in runs]
+    return [PlannedRun(r, root / r.run_id, state_of(root / r.run_id)) for r in runs]
 
 
 def log_tail(path: Path, lines: int = 5) -> list[str]:
@@ -78,6 +103,7 @@ class Job:
     log_path: Path
     files: dict[Path, bytes] = field(default_factory=dict)  # written atomically right before the start
     env: dict[str, str] = field(default_factory=dict)
+    pid_file: Path | None = None  # holds {pid, host, started} while the job runs
 
 
 @dataclass
@@ -178,6 +204,7 @@ class LocalLauncher:
                         results[order[id(job)]] = res
                         emit("end", job, res)
                         continue
+                    _write_pid(job, proc.pid)
                     running[slot] = (proc, job, time.monotonic(), log)
                     emit("start", job, JobResult(job, None, 0.0, slot, gpu))
                 for slot, (proc, job, t0, log) in list(running.items()):
@@ -185,6 +212,7 @@ class LocalLauncher:
                     if code is None:
                         continue
                     log.close()
+                    _clear_pid(job)
                     del running[slot]
                     free.append(slot)
                     free.sort()
@@ -194,11 +222,23 @@ class LocalLauncher:
                 if running:
                     time.sleep(self.poll_s)
         except BaseException:  # Ctrl-C or a failing hook: stop the children we started, by pid
-            for proc, _job, _t0, log in running.values():
+            for proc, job, _t0, log in running.values():
                 _stop(proc)
                 log.close()
+                _clear_pid(job)
             raise
         return [results.get(i, JobResult(j, None)) for i, j in enumerate(jobs)]
+
+
+def _write_pid(job: Job, pid: int) -> None:
+    if job.pid_file is not None:
+        atomic_write_json(job.pid_file, {"pid": pid, "host": socket.gethostname(),
+                                         "started": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+
+
+def _clear_pid(job: Job) -> None:
+    if job.pid_file is not None:
+        Path(job.pid_file).unlink(missing_ok=True)
 
 
 def _stop(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
@@ -242,9 +282,10 @@ def make_jobs(planned: Sequence[PlannedRun], results_dir: Path, data_dir: Path |
             continue
         spec_path = p.run_dir / "spec.json"
         data = _json_dumps(p.run.spec.to_dict()).encode()
-        jobs.append(Job(p.run_id, run_command(spec_path.resolve(), Path(results_dir).resolve(),
-                                              data_dir.resolve() if data_dir else None, device),
-                        p.run_dir / "log.txt", files={spec_path: data}))
+        argv = run_command(spec_path.resolve(), Path(results_dir).resolve(),
+                           data_dir.resolve() if data_dir else None, device)
+        jobs.append(Job(p.run_id, argv, p.run_dir / "log.txt", files={spec_path: data},
+                        pid_file=p.run_dir / WORKER_FILE))
     return jobs
 
 

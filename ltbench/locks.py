@@ -18,13 +18,15 @@ from pathlib import Path
 from ltbench.errors import LtbenchError
 
 LOCK_NAME = "lock"
+EXIT_LOCKED = 75  # a worker's exit code when another process holds the run (EX_TEMPFAIL)
 
 
 class RunLocked(LtbenchError):
     """Another live process is training this run."""
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """True if a process with this pid exists on this host (or may: it belongs to another user)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -51,7 +53,7 @@ def lock_is_live(run_dir: Path) -> bool:
         return time.time() - path.stat().st_mtime < 60
     if holder.get("host") != socket.gethostname():
         return True
-    return _alive(int(holder.get("pid", -1)))
+    return pid_alive(int(holder.get("pid", -1)))
 
 
 def _try_create(path: Path) -> bool:

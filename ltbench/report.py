@@ -171,16 +171,22 @@ def read_run(run_dir: Path, results_dir: Path | None = None, include_lists: bool
     row: dict[str, Any] = {
         "method": spec["method"], "dataset": spec["dataset"], "ratio": ratio, "max_per_class": head,
         "seed": seed, "setting": setting_id(spec["dataset"], ratio, head), "preset": spec.get("preset"),
-        "data_seed": spec.get("data_seed"), "profile": spec.get("profile"),
-        "protocol_version": spec.get("protocol_version"),
         "epochs": spec["train"].get("epochs", final.get("epochs")),
         "run_id": rel or final.get("run_id") or run_dir.name, "run_dir": str(run_dir),
         "config": config_signature(spec),
     }
+    keys = []  # the spec fields this run records (older runs may lack fields added later)
+    for k, v in spec.items():
+        if k not in ("method", "dataset", "ratio", "max_per_class", "seed", "preset", "train", "hparams"):
+            row[k] = _cell_value(v)
+            keys.append(k)
     for k, v in spec["hparams"].items():
         row[f"hp.{k}"] = _cell_value(v)
+        keys.append(f"hp.{k}")
     for k, v in spec["train"].items():
         row[f"train.{k}"] = _cell_value(v)
+        keys.append(f"train.{k}")
+    row["spec_keys"] = tuple(sorted(keys))
     flat: dict[str, Any] = {}
     _flatten("", {k: v for k, v in final.items() if k not in _LIST_KEYS}, flat)
     for k, v in flat.items():
@@ -291,6 +297,8 @@ def select_runs(df: pd.DataFrame, grid: Grid, methods: Sequence[str] | None = No
     A run belongs if its method, setting, seed and preset are in the grid and every override / varied
     value matches. When one cell holds runs of several configurations (e.g. a manual run with another
     learning rate), the configuration with the most runs is kept and the others are named in a warning.
+    Two runs have the same configuration when every spec field that both record is equal (a field
+    added to ltbench later, which older spec.json files lack, does not split a cell).
     """
     warn = warn or _console_warn
     if df.empty:
@@ -312,24 +320,39 @@ def select_runs(df: pd.DataFrame, grid: Grid, methods: Sequence[str] | None = No
     cell_keys = ["method", "setting"] + [value_column(sel, k) for k in grid.vary]
     keep = []
     for _, cell in sel.groupby(cell_keys, dropna=False, sort=True):
-        counts = cell["config"].value_counts()
-        if len(counts) > 1:
-            best_n = counts.max()
-            chosen = sorted(c for c, n in counts.items() if n == best_n)[0]
-            ref = cell[cell["config"] == chosen].iloc[0]
-            for other in sorted(c for c in counts.index if c != chosen):
-                row = cell[cell["config"] == other].iloc[0]
-                diff = _spec_diff(ref, row)
-                warn(f"{ref['setting']} {ref['method']}: ignoring {counts[other]} run(s) of another "
-                     f"configuration ({diff}); e.g. {row['run_id']}")
-            cell = cell[cell["config"] == chosen]
+        groups = _config_groups(cell)
+        if len(groups) > 1:
+            groups.sort(key=lambda idx: (-len(idx), min(cell.loc[idx, "run_id"])))
+            ref = cell.loc[groups[0][0]]
+            for other in groups[1:]:
+                row = cell.loc[other[0]]
+                warn(f"{ref['setting']} {ref['method']}: ignoring {len(other)} run(s) of another "
+                     f"configuration ({_spec_diff(ref, row)}); e.g. {row['run_id']}")
+            cell = cell.loc[groups[0]]
         keep.append(cell)
     return pd.concat(keep).sort_values(["setting", "method", "seed", "run_id"], kind="stable")
 
 
+def _compatible(a: pd.Series, b: pd.Series) -> bool:
+    shared = set(a["spec_keys"]) & set(b["spec_keys"])
+    return all(_norm(a[c]) == _norm(b[c]) for c in shared)
+
+
+def _config_groups(cell: pd.DataFrame) -> list[list]:
+    """Runs of a cell grouped by configuration (each run joins the first group it agrees with)."""
+    groups: list[list] = []
+    for idx, run in cell.iterrows():
+        for group in groups:
+            if all(_compatible(run, cell.loc[j]) for j in group):
+                group.append(idx)
+                break
+        else:
+            groups.append([idx])
+    return groups
+
+
 def _spec_diff(a: pd.Series, b: pd.Series, limit: int = 3) -> str:
-    cols = [c for c in a.index if c.startswith(("hp.", "train.")) or c in ("data_seed", "profile",
-                                                                              "protocol_version")]
+    cols = sorted(set(a["spec_keys"]) & set(b["spec_keys"]))
     diffs = [f"{c} {fmt_value(b[c])} vs {fmt_value(a[c])}" for c in cols if _norm(a[c]) != _norm(b[c])]
     if not diffs:
         return "same settings, other spec fields"
@@ -413,10 +436,11 @@ class TableResult:
     cells: dict[tuple[str, str], Cell]
     vary_keys: list[str]
     seeds: tuple[int, ...]
-    show_paper: bool
+    show_paper: bool  # any paper number at all
     caption: str
     frame: pd.DataFrame  # the selected runs
     notes: list[str] = field(default_factory=list)  # footnote letters used
+    paper_cols: set[str] = field(default_factory=set)  # columns shown with paper and Δ beside ours
 
 
 def _grid_columns(grid: Grid, metrics: Sequence[str]) -> list[Column]:
@@ -500,7 +524,8 @@ def build_table(df: pd.DataFrame, grid: Grid, select: str = "last", name: str | 
                 (c.dataset, c.ratio) in TABLE1_SETTINGS and c.head is None for c in columns) else None
         title = {"ablate-masking": "SMCL Table 3 (masking location)",
                  "ablate-contrastive": "SMCL Table 4 (contrastive loss)",
-                 "ablate": f"ablation {grid.name}"}.get(layout, f"grid {grid.name}")
+                 "ablate": f"ablation {grid.name}"}.get(
+            layout, f"accuracy (%) on {', '.join(setting_label(d, r, h) for d, r, h in grid.settings())}")
 
     vary_keys = list(grid.vary)
     vcols = {k: value_column(frame, k) for k in vary_keys} if not frame.empty else {}
@@ -539,13 +564,14 @@ def build_table(df: pd.DataFrame, grid: Grid, select: str = "last", name: str | 
                 c = cells[(r.key, col.key)]
                 c.best = c.mean is not None and math.isclose(c.mean, top, rel_tol=0, abs_tol=1e-9)
 
-    show_paper = any(c.paper is not None for c in cells.values())
-    if not show_paper:
-        for c in cells.values():
+    paper_cols = {col.key for col in columns if any(cells[(r.key, col.key)].paper is not None for r in rows)}
+    for (_, col_key), c in cells.items():
+        if col_key not in paper_cols:
             c.paper_note = None
+    show_paper = bool(paper_cols)
     result = TableResult(name=name, title=title, layout=layout, select=select, rows=rows, columns=columns,
                          cells=cells, vary_keys=vary_keys, seeds=grid.seeds, show_paper=show_paper,
-                         caption="", frame=frame)
+                         caption="", frame=frame, paper_cols=paper_cols)
     used = {c.note for c in cells.values()} | {c.paper_note for c in cells.values()}
     result.notes = [k for k in NOTES if k in used]
     result.caption = _caption(result, grid, frame)
@@ -613,8 +639,9 @@ def _caption(t: TableResult, grid: Grid, frame: pd.DataFrame) -> str:
                "table2": "results/paper/table2_imagenet_lt.csv"}
         where = src.get(t.layout, "results/paper/ablations.csv" if t.layout.startswith("ablate-")
                         else "results/paper/table1_cifar_lt.csv")
-        parts.append(f"paper = the number the SMCL paper reports ({where}); Δ = ours − paper; "
-                     "rows marked reported are cited numbers that ltbench does not run.")
+        reported = " Rows marked reported are cited numbers that ltbench does not run." if any(
+            r.method is None for r in t.rows) else ""
+        parts.append(f"paper = the number the SMCL paper reports ({where}); Δ = ours − paper.{reported}")
     if t.vary_keys:
         parts.append("Varied: " + ", ".join(t.vary_keys) + ".")
     return " ".join(parts)
@@ -668,7 +695,7 @@ def display_frame(t: TableResult, fmt: str = "md") -> pd.DataFrame:
         for col in t.columns:
             c = t.cells[(row.key, col.key)]
             rec[col.label] = _ours_text(c, expected, fmt)
-            if t.show_paper:
+            if col.key in t.paper_cols:
                 rec[f"{col.label} paper"] = _paper_text(c, fmt)
                 rec[f"{col.label} Δ"] = _gap_text(c)
         records.append(rec)
@@ -708,8 +735,8 @@ def render_latex(t: TableResult) -> str:
     expected = len(t.seeds)
     lead = ["Method", "ltbench", *t.vary_keys]
     tuples = [(tex_escape(k), "") for k in lead]
-    subs = ["ours", "paper", tex_escape("Δ")] if t.show_paper else ["ours"]
     for col in t.columns:
+        subs = ["ours", "paper", tex_escape("Δ")] if col.key in t.paper_cols else ["ours"]
         tuples += [(tex_escape(col.label), s) for s in subs]
     data, bold = [], []
     for row in t.rows:
@@ -720,7 +747,7 @@ def render_latex(t: TableResult) -> str:
             c = t.cells[(row.key, col.key)]
             rec.append(tex_escape(_ours_text(c, expected, "tex")))
             flags.append(c.best)
-            if t.show_paper:
+            if col.key in t.paper_cols:
                 rec += [tex_escape(_paper_text(c, "tex")), tex_escape(_gap_text(c))]
                 flags += [False, False]
         data.append(rec)
@@ -798,7 +825,7 @@ def rich_table(t: TableResult):
         for col in t.columns:
             c = t.cells[(row.key, col.key)]
             text = _ours_text(c, expected, "rich")
-            if t.show_paper:
+            if col.key in t.paper_cols:
                 gap = "" if c.gap is None else f" Δ{_gap_text(c)}"
                 text += f"\n[dim]paper {_paper_text(c, 'rich')}{gap}[/dim]"
             cells.append(text)
@@ -855,6 +882,10 @@ def plot_ablation(t: TableResult, out_base: Path) -> tuple[list[Path], pd.DataFr
                 ax.scatter(pos, s["paper"], marker="*", s=120, facecolors="none",
                            edgecolors=bars[0].get_color(), zorder=5, label=f"paper: {label}")
         ax.set_xticks(range(len(xs)), xs)
+        lo, hi = ax.get_ylim()
+        if hi - lo < 4.0:  # at least 4 points of accuracy: small differences are not blown up
+            mid = (lo + hi) / 2
+            ax.set_ylim(mid - 2.0, mid + 2.0)
         ax.set_title(METRIC_LABELS[metric] if metric != "top1" else "All (top-1)")
         ax.set_xlabel(", ".join(t.vary_keys) or "variant")
         ax.grid(alpha=0.3)
@@ -899,9 +930,14 @@ def per_class_data(frame: pd.DataFrame) -> pd.DataFrame:
 
 def plot_per_class(frame: pd.DataFrame, out: Path, title: str = "") -> tuple[list[Path], pd.DataFrame]:
     """Per-class accuracy vs training count (log x), one series per method, shot boundaries 20 / 100."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
     data = per_class_data(frame)
-    settings = list(dict.fromkeys(data["setting"])) or ["(no runs)"]
-    fig, axes = _figure((5.5 * len(settings), 4), len(settings))
+    order = frame.drop_duplicates("setting").sort_values(["dataset", "ratio"], ascending=[True, False])
+    settings = [s for s in order["setting"] if s in set(data["setting"])] or ["(no runs)"]
+    fig, axes = _figure((max(6.5, 5.5 * len(settings)), 4), len(settings))
+    counts = data["train_count"] if len(data) else pd.Series([20.0, 100.0])
+    xlim = (min(counts.min(), 20) / 1.4, max(counts.max(), 100) * 1.4)
     known = list(PAPER_NAMES)
     for ax, setting in zip(axes, settings, strict=True):
         part = data[data["setting"] == setting]
@@ -914,6 +950,10 @@ def plot_per_class(frame: pd.DataFrame, out: Path, title: str = "") -> tuple[lis
         for x in (20, 100):
             ax.axvline(x, color="grey", linestyle="--", linewidth=0.8)
         ax.set_xscale("log")
+        ax.set_xlim(*xlim)
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
         ax.set_xlabel("training images of the class (log)")
         ax.set_ylabel("test accuracy of the class (%)")
         ax.set_title(setting)

@@ -23,14 +23,25 @@ def _ratio(value: Any) -> float:
     return ratio
 
 
-def split_summary(dataset: str, ratio: Any, profile: str = "exp", max_per_class: int | None = None) -> dict:
-    """Counts, total and group sizes under every shot rule, computed from the formula alone."""
+def split_summary(dataset: str, ratio: Any, profile: str = "exp", max_per_class: int | None = None,
+                  split_dir: Path | None = None, data_dir: Path | None = None) -> dict:
+    """Counts, total and group sizes under every shot rule, computed from the formula alone.
+
+    A fixed split (imagenet-lt) takes its counts from its split folder instead (the train list, else
+    train_class_counts.json); `ratio` is then its own n_max / n_min.
+    """
     info = get_dataset(dataset)
-    r = _ratio(ratio)
-    try:
-        counts = longtail_counts(info.num_classes, max_per_class or info.max_per_class, r, profile)
-    except ValueError as exc:
-        raise LtbenchError(str(exc)) from None
+    if info.split_counts is not None:
+        from ltbench.data.imagenet_lt import split_dir_for
+
+        counts = info.split_counts(split_dir_for(split_dir, data_dir))
+        r = max(counts) / max(1, min(counts))
+    else:
+        r = _ratio(ratio)
+        try:
+            counts = longtail_counts(info.num_classes, max_per_class or info.max_per_class, r, profile)
+        except ValueError as exc:
+            raise LtbenchError(str(exc)) from None
     groups = {rule: shot_groups(counts, rule) for rule in SHOT_RULES}
     return {
         "dataset": dataset, "ratio": int(r) if r.is_integer() else r, "profile": profile,

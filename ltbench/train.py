@@ -26,12 +26,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from ltbench import __version__
+from ltbench import __version__, augment_imagenet
 from ltbench import augment as aug
+from ltbench import distributed as ltdist
 from ltbench.config import RunSpec
 from ltbench.data.datasets import DataBundle, build_bundle
 from ltbench.data.sampling import class_index_table, class_sampling_probabilities, sample_indices
 from ltbench.errors import LtbenchError
+from ltbench.locks import run_lock
 from ltbench.method import Batch, Method, TrainerServices
 from ltbench.metrics import confusion_matrix, subset_accuracy, summarize
 from ltbench.models import build_model
@@ -45,7 +47,7 @@ from ltbench.results import (
     read_jsonl,
 )
 from ltbench.schedules import lr_at
-from ltbench.sources import ResidentSource
+from ltbench.sources import FileSource, ResidentSource, base_size
 
 EVAL_BATCH = 1024
 
@@ -64,6 +66,9 @@ class RuntimeOptions:
     compile: bool = False
     argv: list[str] = field(default_factory=lambda: list(sys.argv))
     stop_after_epochs: int | None = None  # end this session early (tests; time-sliced jobs)
+    split_dir: Path | None = None  # file-backed data sets' split lists (None: the data set's default place)
+    workers: int | None = None  # DataLoader decode workers per process for file-backed data (None: auto)
+    image_cache: Path | None = None  # folder of pre-resized uint8 copies (`ltbench data cache`); None: decode
 
 
 class RunDiverged(LtbenchError):
@@ -82,8 +87,20 @@ def resolve_device(name: str) -> torch.device:
 
 # ----- pipelines ---------------------------------------------------------------------------------
 
-def _pipeline(name: str, images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Named augmentation pipelines (uint8 in, float [0, 1] out), all batched on the device."""
+def _pipeline(name: str, images: torch.Tensor, gen: torch.Generator, family: str = "cifar",
+              size: int | None = None) -> torch.Tensor:
+    """Named augmentation pipelines (uint8 in, float [0, 1] out), all batched on the device.
+
+    The imagenet family has its own `standard` / `sim` / `randaug` / `none` (ltbench.augment_imagenet),
+    producing `size`-pixel views from the stored squares.
+    """
+    if family == "imagenet":
+        try:
+            return augment_imagenet.pipeline(name, images, gen, size or images.shape[-1])
+        except ValueError as exc:
+            raise LtbenchError(str(exc)) from None
+    if name == "randaug":
+        raise LtbenchError("the randaug pipeline is defined for the imagenet family (imagenet-lt) only")
     if name == "standard":  # RandomCrop(pad 4) + flip (LDAM-DRW / CMO, spec §3.1)
         return aug.random_crop_flip(images, padding=4, generator=gen)
     if name == "cutout":  # crop + flip + CutOut(1 x 16) before normalisation (spec §5.1)
@@ -95,8 +112,25 @@ def _pipeline(name: str, images: torch.Tensor, gen: torch.Generator) -> torch.Te
     raise LtbenchError(f"unknown augmentation pipeline {name!r}; choose standard, cutout, sim or none")
 
 
-def make_sources(bundle: DataBundle, device: torch.device):
-    """Train and test sources for a bundle (resident tensors for CIFAR-sized data)."""
+def _workers(runtime: RuntimeOptions) -> int:
+    if runtime.workers is not None:
+        return runtime.workers
+    per_node = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(1, min(8, (os.cpu_count() or 1) // per_node))
+
+
+def make_sources(bundle: DataBundle, device: torch.device, image_size: int | None = None, workers: int = 0,
+                 cache_dir: Path | None = None):
+    """Train and test sources for a bundle (resident tensors for CIFAR-sized data, files for ImageNet-LT).
+
+    File-backed train images arrive as base_size(image_size) squares (views are cropped on the device);
+    test images as Resize(base) + CenterCrop(image_size), the reference's test transform.
+    """
+    if bundle.files is not None:
+        crop = image_size or bundle.info.size
+        base = base_size(crop)
+        return (FileSource(bundle.files["train"], device, base, base, workers, cache_dir),
+                FileSource(bundle.files["test"], device, base, crop, workers, cache_dir))
     return (ResidentSource(bundle.train_images, bundle.train_labels, device),
             ResidentSource(bundle.test_images, bundle.test_labels, device))
 
@@ -104,8 +138,13 @@ def make_sources(bundle: DataBundle, device: torch.device):
 class Trainer(TrainerServices):
     """Holds the run's state; implements the services a method may call."""
 
-    def __init__(self, spec: RunSpec, bundle: DataBundle, device: torch.device, runtime: RuntimeOptions):
+    def __init__(self, spec: RunSpec, bundle: DataBundle, device: torch.device, runtime: RuntimeOptions,
+                 dist: ltdist.Dist | None = None):
         self.spec, self.bundle, self.device, self.runtime = spec, bundle, device, runtime
+        self.dist = dist or ltdist.Dist()
+        if spec.train.batch_size % self.dist.world:
+            raise LtbenchError(f"batch_size {spec.train.batch_size} is not divisible by the {self.dist.world} "
+                               "processes; each takes batch_size / processes images per step")
         info = bundle.info
         self.num_classes = info.num_classes
         self.class_counts = list(bundle.class_counts)
@@ -113,9 +152,23 @@ class Trainer(TrainerServices):
         self.mean, self.std = info.mean, info.std
         torch.manual_seed(spec.seed)
         self.generator = torch.Generator(device=device).manual_seed(spec.seed)
+        self.order_generator = self.generator  # the epoch permutation (shared by all ranks)
+        if self.dist.active:  # per-rank augmentation and class-sampler streams, one shared epoch order
+            self.order_generator = torch.Generator(device=device).manual_seed(spec.seed)
+            self.generator = torch.Generator(device=device).manual_seed(
+                spec.seed * 1_000_003 + 7_919 * (self.dist.rank + 1))
         self.rng = np.random.default_rng(spec.seed)
-        self.train, self.test = make_sources(bundle, device)
+        workers = _workers(runtime)
+        self.train, self.test = make_sources(bundle, device, spec.train.image_size, workers, runtime.image_cache)
         self.image_size = self.train.image_size
+        self.family = info.family
+        self.val = None
+        if bundle.files is not None:
+            crop = spec.train.image_size or info.size
+            self.image_size = (crop, crop)  # views are crops of the stored base-size squares
+            if spec.train.val_select:
+                self.val = FileSource(bundle.files["val"], device, base_size(crop), crop, workers,
+                                      runtime.image_cache)
         self._norm = (torch.tensor(info.mean, device=device).view(1, -1, 1, 1),
                       torch.tensor(info.std, device=device).view(1, -1, 1, 1))
         self._class_table = class_index_table(self.train.labels, self.num_classes)
@@ -130,6 +183,12 @@ class Trainer(TrainerServices):
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self._forward = torch.compile(self.model) if runtime.compile else self.model
+        self._eval_forward = self._forward
+        if self.dist.active:  # gradients all-reduced; BN statistics stay per rank (as DataParallel)
+            from torch.nn.parallel import DistributedDataParallel
+
+            self._forward = DistributedDataParallel(self._forward,
+                                                    device_ids=[device.index] if device.type == "cuda" else None)
         t = spec.train
         params = self.method.param_groups(self.model) or self.model.parameters()
         self.optimizer = torch.optim.SGD(params, lr=t.lr, momentum=t.momentum,
@@ -154,7 +213,7 @@ class Trainer(TrainerServices):
         return list(zip(logits, feats, strict=True))
 
     def augment(self, pipeline: str, images: torch.Tensor) -> torch.Tensor:
-        return _pipeline(pipeline, images, self.generator)
+        return _pipeline(pipeline, images, self.generator, self.family, self.image_size[0])
 
     def draw(self, kind: str, n: int, **params: float) -> tuple[torch.Tensor, torch.Tensor]:
         key = (kind, tuple(sorted(params.items())))
@@ -172,10 +231,11 @@ class Trainer(TrainerServices):
             group["lr"] = lr
         self.method.on_epoch_start(epoch)
         self.model.train()
-        perm = torch.randperm(len(self.train), generator=self.generator, device=self.device)
+        perm = torch.randperm(len(self.train), generator=self.order_generator, device=self.device)
+        perm = self.dist.shard(perm)  # this rank's share (all of it in a single-process run)
         sums: dict[str, torch.Tensor] = {}
         steps, data_time = 0, 0.0
-        batches = self.train.batches(perm, t.batch_size)  # drop_last=False, as the references
+        batches = self.train.batches(perm, t.batch_size // self.dist.world)  # drop_last=False, as the references
         while True:
             t0 = time.perf_counter()
             images, labels = next(batches, (None, None))
@@ -193,22 +253,31 @@ class Trainer(TrainerServices):
             steps += 1
             if on_step is not None:
                 on_step()
+        if self.dist.active:  # the mean over ranks (one all-reduce per epoch)
+            keys = sorted(sums)
+            sums = dict(zip(keys, self.dist.all_reduce_mean(torch.stack([sums[k] for k in keys])), strict=True))
         logs = {k: float(v) / steps for k, v in sums.items()}  # one sync per epoch
         if not math.isfinite(logs["loss"]):
             raise RunDiverged(f"non-finite training loss at epoch {epoch}")
         return {"lr": lr, **logs, "data_time_s": data_time}
 
     @torch.inference_mode()
-    def predict(self) -> torch.Tensor:
+    def predict(self, source=None) -> torch.Tensor:
+        source = self.test if source is None else source
         self.model.eval()
         preds = []
-        order = torch.arange(len(self.test), device=self.device)
-        for images, _ in self.test.batches(order, EVAL_BATCH):
+        order = self.dist.eval_shard(len(source), self.device)  # all of it in a single-process run
+        for images, _ in source.batches(order, EVAL_BATCH):
             x = images.float() / 255.0
             with self.autocast():
-                logits, _ = self._forward(self.normalize(x))
+                logits, _ = self._eval_forward(self.normalize(x))
             preds.append(logits.argmax(dim=1))
-        return torch.cat(preds).cpu()
+        return self.dist.gather_predictions(torch.cat(preds), len(source)).cpu()
+
+    def evaluate_val(self) -> float:
+        """Top-1 on the val list (selection only; never reported as the test number)."""
+        preds = self.predict(self.val)
+        return float(100.0 * (preds == self.val.labels.cpu()).double().mean())
 
     def evaluate(self) -> dict[str, Any]:
         preds = self.predict()
@@ -231,13 +300,27 @@ class Trainer(TrainerServices):
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "method": self.method.state_dict(), "generator": self.generator.get_state(),
             "rng": self.rng.bit_generator.state, "torch_cpu_rng": torch.get_rng_state(),
+            **self._dist_state(),
         }
+
+    def _dist_state(self) -> dict[str, Any]:
+        """Per-rank random streams of a multi-process run (a collective: every rank calls it)."""
+        if not self.dist.active:
+            return {}
+        return {"world_size": self.dist.world, "order_generator": self.order_generator.get_state(),
+                "rank_generators": self.dist.gather_objects(self.generator.get_state())}
 
     def load_state(self, ckpt: dict[str, Any]) -> None:
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.method.load_state_dict(ckpt["method"])
         self.generator.set_state(ckpt["generator"])
+        if ckpt.get("world_size", 1) != self.dist.world:
+            raise LtbenchError(f"last.pt was written by a run on {ckpt.get('world_size', 1)} process(es); resume "
+                               f"it with the same number (this one has {self.dist.world}) or move it away")
+        if self.dist.active:
+            self.order_generator.set_state(ckpt["order_generator"])
+            self.generator.set_state(ckpt["rank_generators"][self.dist.rank])
         self.rng.bit_generator.state = ckpt["rng"]
         torch.set_rng_state(ckpt["torch_cpu_rng"])
 
@@ -291,30 +374,62 @@ def run_directory(spec: RunSpec, results_dir: Path) -> Path:
     return Path(results_dir) / spec.run_id
 
 
-def train(spec: RunSpec, runtime: RuntimeOptions) -> dict[str, Any]:
-    """Train (or resume, or skip) one run; returns its final.json content."""
-    run_dir = run_directory(spec, runtime.results_dir)
+def _finished(run_dir: Path) -> dict[str, Any] | None:
     try:
-        done = load_final(run_dir)
+        return load_final(run_dir)
     except ValueError:
-        done = None  # damaged final.json: the run is redone
+        return None  # damaged final.json: the run is redone
+
+
+def train(spec: RunSpec, runtime: RuntimeOptions) -> dict[str, Any]:
+    """Train (or resume, or skip) one run; returns its final.json content.
+
+    Raises RunLocked when another live process holds the run directory's lock.
+    """
+    run_dir = run_directory(spec, runtime.results_dir)
+    done = _finished(run_dir)
     if done is not None and not runtime.force:
         return done
     device = resolve_device(runtime.device)
+    dist, device = ltdist.from_env(device)  # torchrun: join the process group (rank 0 writes the directory)
+    try:
+        return _train(spec, runtime, run_dir, device, dist)
+    finally:
+        dist.close()
+
+
+def _train(spec: RunSpec, runtime: RuntimeOptions, run_dir: Path, device: torch.device,
+           dist: ltdist.Dist) -> dict[str, Any]:
     bundle = build_bundle(spec.dataset, spec.ratio, spec.profile, spec.data_seed, spec.max_per_class,
-                          runtime.data_dir, runtime.download)
-    _claim(run_dir, spec, runtime.force)  # only once the inputs are known to be good
-    trainer = Trainer(spec, bundle, device, runtime)
+                          runtime.data_dir, runtime.download, split_dir=runtime.split_dir,
+                          with_val=spec.train.val_select)
+    # One trainer per run directory (two sweeps on one results folder): rank 0 holds the lock. Taken
+    # only once the inputs are known to be good, so bad input leaves no directory behind.
+    with run_lock(run_dir) if dist.is_main else nullcontext():
+        done = None if dist.active else _finished(run_dir)
+        if done is not None and not runtime.force:
+            return done  # another process finished it while this one was loading data
+        if dist.is_main:
+            _claim(run_dir, spec, runtime.force)
+        dist.barrier()
+        return _train_claimed(spec, runtime, run_dir, device, dist, bundle)
+
+
+def _train_claimed(spec: RunSpec, runtime: RuntimeOptions, run_dir: Path, device: torch.device,
+                   dist: ltdist.Dist, bundle: DataBundle) -> dict[str, Any]:
+    trainer = Trainer(spec, bundle, device, runtime, dist)
     try:
         return _loop(trainer, run_dir, runtime)
     except RunDiverged as exc:
-        atomic_write_json(run_dir / "failed.json", {"reason": str(exc), "kind": "diverged"})
+        if dist.is_main:
+            atomic_write_json(run_dir / "failed.json", {"reason": str(exc), "kind": "diverged"})
         raise
     except (LtbenchError, KeyboardInterrupt):
         raise
     except Exception as exc:
-        atomic_write_json(run_dir / "failed.json", {"reason": f"{type(exc).__name__}: {exc}",
-                                                    "traceback": traceback.format_exc()})
+        if dist.is_main:
+            atomic_write_json(run_dir / "failed.json", {"reason": f"{type(exc).__name__}: {exc}",
+                                                        "traceback": traceback.format_exc()})
         raise
 
 
@@ -345,11 +460,13 @@ def _loop(tr: Trainer, run_dir: Path, runtime: RuntimeOptions) -> dict[str, Any]
         tr.load_state(ckpt)
         start, best, elapsed = ckpt["next_epoch"], ckpt["best"], ckpt["elapsed"]
     # keep only the metric lines of finished epochs (a kill may have landed after an append)
-    rows = [r for r in read_jsonl(run_dir / "metrics.jsonl") if r.get("epoch", 1e9) < start]
-    atomic_write_bytes(run_dir / "metrics.jsonl", "".join(_jsonline(r) for r in rows).encode())
-    atomic_write_json(run_dir / "env.json", environment(tr.device, runtime, tr))
+    main = tr.dist.is_main  # only rank 0 writes the run directory
+    if main:
+        rows = [r for r in read_jsonl(run_dir / "metrics.jsonl") if r.get("epoch", 1e9) < start]
+        atomic_write_bytes(run_dir / "metrics.jsonl", "".join(_jsonline(r) for r in rows).encode())
+        atomic_write_json(run_dir / "env.json", {**environment(tr.device, runtime, tr), "world_size": tr.dist.world})
     steps = math.ceil(len(tr.train) / spec.train.batch_size)
-    progress = _Progress(runtime.progress, spec, start, steps)
+    progress = _Progress(runtime.progress and main, spec, start, steps)
     summary = None
     with progress:
         for epoch in range(start, spec.train.epochs):
@@ -364,9 +481,16 @@ def _loop(tr: Trainer, run_dir: Path, runtime: RuntimeOptions) -> dict[str, Any]
                 if best["top1"] is None or summary["top1"] > best["top1"]:
                     best = {"epoch": epoch, "top1": summary["top1"]}
                 row.update({k: summary[k] for k in ("top1", "many", "medium", "few")})
+                if tr.val is not None:  # val selection: the test numbers of the best-val epoch
+                    row["val_top1"] = tr.evaluate_val()
+                    if best.get("val") is None or row["val_top1"] > best["val"]["val_top1"]:
+                        best["val"] = {"epoch": epoch, "val_top1": row["val_top1"],
+                                       **{k: summary[k] for k in ("top1", "many", "medium", "few")}}
             elapsed += time.perf_counter() - t0
-            append_jsonl(run_dir / "metrics.jsonl", row)
-            save_checkpoint(run_dir / "last.pt", tr.state(epoch + 1, best, elapsed))
+            state = tr.state(epoch + 1, best, elapsed)  # every rank: gathers the per-rank random streams
+            if main:
+                append_jsonl(run_dir / "metrics.jsonl", row)
+                save_checkpoint(run_dir / "last.pt", state)
             progress.epoch_done(epoch, row.get("top1"))
     if summary is None:  # killed after the last checkpoint but before final.json: evaluate that state
         summary = tr.evaluate()
@@ -376,7 +500,13 @@ def _loop(tr: Trainer, run_dir: Path, runtime: RuntimeOptions) -> dict[str, Any]
         "subset_sha": tr.bundle.subset_sha, "wall_time_s": round(elapsed, 3),
         "run_id": spec.run_id, "spec_hash": spec.hash, "epochs": spec.train.epochs,
     }
-    atomic_write_json(run_dir / "final.json", final)
+    if tr.dist.active:
+        final["world_size"] = tr.dist.world
+    if tr.val is not None:
+        final["val_selected"] = best.get("val")
+    if main:
+        atomic_write_json(run_dir / "final.json", final)
+    tr.dist.barrier()  # the other ranks return once final.json exists
     return final
 
 

@@ -46,8 +46,8 @@ class SMCLHparams(BaseHparams):
     base_temperature: float | None = None  # None: = temperature (no hidden tau/tau_base scale)
     head_hidden: int = 512  # M [U]
     feat_dim: int = 128
-    view1: Literal["standard", "cutout", "sim", "none"] = "cutout"  # O: crop + flip + CutOut(1x16)
-    view2: Literal["standard", "cutout", "sim", "none"] = "sim"  # O: SimAugment (SupCon CIFAR, no blur)
+    view1: Literal["standard", "cutout", "sim", "randaug", "none"] = "cutout"  # O: crop + flip + CutOut(1x16)
+    view2: Literal["standard", "cutout", "sim", "randaug", "none"] = "sim"  # O: SimAugment (SupCon CIFAR, no blur)
     mask_prob: float = 0.2  # F: per batch
     mask_start_epoch: int | None = field(default=None, metadata=epoch_fraction(0.8))  # 160 of 200
     mask_fill: Literal["erase", "paste-target"] = "erase"  # A
@@ -63,6 +63,8 @@ class SMCLHparams(BaseHparams):
 
 
 SMCL_TRAIN = {"batch_size": 256, "schedule": "smcl-step"}
+# ImageNet-LT (spec §3.3 / §4.10.5 [C]): batch 256, SGD wd 5e-4, cosine without warm-up (row Q), 100 epochs
+SMCL_TRAIN_IMAGENET = {"batch_size": 256, "weight_decay": 5e-4, "schedule": "cosine"}
 
 
 @register_method("drw+smcl", "SMCL with deferred re-weighting on the CE terms (SMCL Table 1)", drw=True)
@@ -74,8 +76,8 @@ class SMCL(Method):
     Hparams = SMCLHparams
     description = "SMCL"
     family_defaults = {"imagenet": {"w_sc": 0.35, "temperature": 0.07, "mask_prob": 0.4,
-                                    "head_hidden": 2048}}
-    train_defaults = {"cifar": SMCL_TRAIN}
+                                    "head_hidden": 2048, "view1": "randaug", "view2": "sim"}}  # row P
+    train_defaults = {"cifar": SMCL_TRAIN, "imagenet": SMCL_TRAIN_IMAGENET}
 
     @classmethod
     def resolve_hparams(cls, values: dict[str, Any], epochs: int) -> dict[str, Any]:

@@ -15,7 +15,8 @@ try:
 except LtbenchError:
     HAVE_DATA = False
 
-needs_data = pytest.mark.skipif(not HAVE_DATA, reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+needs_data = pytest.mark.skipif(
+    not HAVE_DATA, reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
 
 
 @needs_data

@@ -88,9 +88,9 @@ def test_with_methods_restricts(tmp_path):
 
 
 def test_unknown_dataset_fails_at_expansion(tmp_path):
-    path = _write(tmp_path, "methods: [erm]\ndatasets: [imagenet-lt]\nratios: [256]\nseeds: [0]\n")
+    path = _write(tmp_path, "methods: [erm]\ndatasets: [places-lt]\nratios: [256]\nseeds: [0]\n")
     grid = load_grid(path)  # loading does not check names
-    with pytest.raises(LtbenchError, match=r"grid.yaml: unknown data set 'imagenet-lt'"):
+    with pytest.raises(LtbenchError, match=r"grid.yaml: unknown data set 'places-lt'"):
         expand(grid)
 
 

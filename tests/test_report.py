@@ -200,6 +200,21 @@ def test_another_configuration_is_not_mixed_in(tmp_path):
     assert any("train.lr 0.05 vs 0.1" in w for w in warnings), warnings
 
 
+def test_a_field_added_later_does_not_split_a_cell(tmp_path):
+    runs = tmp_path / "runs"
+    shutil.copytree(RUNS, runs)
+    first, second = sorted((runs / "cifar100-r100" / "erm").iterdir())[:2]
+    spec = json.loads((first / "spec.json").read_text())
+    spec["train"]["val_select"] = False  # written by a newer ltbench; the older runs lack the field
+    spec["data_version"] = 1
+    (first / "spec.json").write_text(json.dumps(spec))
+    spec = json.loads((second / "spec.json").read_text())
+    del spec["train"]["warmup_epochs"]
+    (second / "spec.json").write_text(json.dumps(spec))
+    t = _table(runs)  # no warning
+    assert t.cells[("ERM", "cifar100_r100")].n == 3
+
+
 # ----- table2, ablations, figures ------------------------------------------------------------------
 
 def test_table2_renders_reported_rows_without_runs(tmp_path):

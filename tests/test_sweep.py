@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -63,6 +67,26 @@ def test_local_launcher_runs_jobs_and_keeps_going(tmp_path):
     assert "gpu 7 1" in (tmp_path / "a" / "log.txt").read_text()  # slot 0 -> GPU 7
     assert sorted(e for e in events if e[0] == "end") == [("end", "a"), ("end", "b"), ("end", "c")]
     assert len([e for e in events if e[0] == "start"]) == 3
+
+
+def test_interrupt_stops_the_children(tmp_path):
+    log = tmp_path / "a" / "log.txt"
+    code = "import os, time; print(os.getpid(), flush=True); time.sleep(60)"
+    job = Job("a", [sys.executable, "-c", code], log, pid_file=tmp_path / "a" / launch.WORKER_FILE)
+
+    def hook(kind, job, res):
+        if kind == "start":
+            deadline = time.monotonic() + 20
+            while time.monotonic() < deadline and len(log.read_text().splitlines()) < 2:
+                time.sleep(0.05)
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        LocalLauncher(jobs=1).run([job], hook)
+    pid = int(log.read_text().splitlines()[1])
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert not (tmp_path / "a" / launch.WORKER_FILE).exists()
 
 
 class FakeLauncher:
@@ -129,6 +153,14 @@ def test_plan_classifies_run_directories(tmp_path, grid_file):
     assert [p.action for p in plan(runs, root)] == ["resume", "run"]
     (root / runs[0].run_id / "failed.json").write_text('{"reason": "x"}')
     assert plan(runs, root)[0].action == "rerun"
+    # a live worker (here: this very process) holds the run: another sweep leaves it alone
+    worker = root / runs[0].run_id / launch.WORKER_FILE
+    worker.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
+    assert (plan(runs, root)[0].state, plan(runs, root)[0].action) == ("running", "skip")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    worker.write_text(json.dumps({"pid": dead.pid, "host": socket.gethostname()}))
+    assert plan(runs, root)[0].state == "failed"
 
 
 # ----- one real sweep ------------------------------------------------------------------------------
@@ -141,7 +173,7 @@ def test_real_sweep_skips_done_runs_and_reruns_a_deleted_one(tmp_path, grid_file
     finals = sorted(results.rglob("final.json"))
     assert len(finals) == 2
     for final in finals:
-        assert (final.parent / "log.txt").exists()
+        assert (final.parent / "log.txt").exists() and not (final.parent / launch.WORKER_FILE).exists()
         assert "run-spec" in (final.parent / "log.txt").read_text()
 
     again = _invoke(*args)

@@ -7,10 +7,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from ltbench.data import imagenet_lt
 from ltbench.data.longtail import longtail_counts, longtail_indices, subset_sha
 from ltbench.errors import LtbenchError
 
@@ -43,6 +45,10 @@ class DatasetInfo:
     description: str
     load: Callable[[Path, bool], Pool]
     version: str = "1"  # part of every run spec: bump it when the construction changes
+    # file-backed data sets (ImageNet-LT): a fixed split read from list files instead of `load` + a cut
+    bundle: Callable[..., DataBundle] | None = None  # (info, root, split_dir, max_per_class, with_val)
+    split_counts: Callable[[Path], list[int]] | None = None  # per-class train counts from a split dir
+    fixed_ratio: float | None = None  # the imbalance ratio of a fixed split (the only valid --ratio)
 
 
 @dataclass
@@ -57,6 +63,8 @@ class DataBundle:
     class_counts: list[int]
     subset_sha: str
     test_meta: dict[str, torch.Tensor] = field(default_factory=dict)
+    # file-backed data sets: split name -> ImageList (paths + labels); the image tensors above are empty
+    files: dict[str, Any] | None = None
 
 
 def default_data_dir() -> Path:
@@ -155,6 +163,11 @@ DATASETS: dict[str, DatasetInfo] = {
     "shapes": DatasetInfo("shapes", 10, 500, 3, 32, "cifar", (0.5, 0.5, 0.5), (0.25, 0.25, 0.25),
                           "procedural shapes on textures; tail classes seen on few backgrounds "
                           "(no download)", _load_shapes, version="shapes-2"),
+    "imagenet-lt": DatasetInfo("imagenet-lt", imagenet_lt.NUM_CLASSES, 1280, 3, 224, "imagenet",
+                               imagenet_lt.IMAGENET_MEAN, imagenet_lt.IMAGENET_STD,
+                               "ImageNet-LT (OLTR split lists + ILSVRC-2012 images; read from files, no download)",
+                               imagenet_lt.load_unavailable, bundle=imagenet_lt.build_imagenet_lt,
+                               split_counts=imagenet_lt.train_counts, fixed_ratio=imagenet_lt.RATIO),
 }
 
 
@@ -166,9 +179,16 @@ def get_dataset(name: str) -> DatasetInfo:
 
 def build_bundle(name: str, ratio: float, profile: str = "exp", data_seed: int = 0,
                  max_per_class: int | None = None, data_dir: Path | None = None,
-                 download: bool = False) -> DataBundle:
-    """Load a data set and cut its long-tailed training subset (test set stays balanced)."""
+                 download: bool = False, split_dir: Path | None = None, with_val: bool = False) -> DataBundle:
+    """Load a data set and cut its long-tailed training subset (test set stays balanced).
+
+    File-backed data sets (`info.bundle`) read their fixed split from list files in `split_dir`
+    instead; `with_val` also reads (and checks) their val list.
+    """
     info = get_dataset(name)
+    if info.bundle is not None:
+        root = Path(data_dir) if data_dir else default_data_dir()
+        return info.bundle(info, root, split_dir, max_per_class, with_val)
     pool = info.load(Path(data_dir) if data_dir else default_data_dir(), download)
     head = max_per_class or info.max_per_class
     if head > info.max_per_class:

@@ -10,7 +10,7 @@ from torch import nn
 from ltbench.models.heads import NormedLinear, ProjectionHead, make_classifier
 from ltbench.models.resnet_cifar import ResNetCifar
 
-BACKBONES = ("resnet32", "resnet20", "resnet8")
+BACKBONES = ("resnet32", "resnet20", "resnet8", "resnet50")
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,19 @@ def build_model(backbone: str, num_classes: int, in_channels: int, options: Mode
     if backbone.startswith("resnet") and backbone[6:].isdigit() and backbone != "resnet50":
         net = ResNetCifar(int(backbone[6:]), in_channels)
         return LTModel(net, net.out_dim, num_classes, options)
+    if backbone == "resnet50":  # torchvision ResNet-50 v1.5, random init, fc removed (spec §2.2)
+        import torchvision
+
+        net = torchvision.models.resnet50(weights=None)
+        if in_channels != 3:
+            net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+            nn.init.kaiming_normal_(net.conv1.weight, mode="fan_out", nonlinearity="relu")
+        feat_dim = net.fc.in_features  # 2048
+        net.fc = nn.Identity()
+        model = LTModel(net, feat_dim, num_classes, options)
+        if options.classifier == "linear":  # torchvision's fc keeps PyTorch's default Linear init
+            model.classifier.reset_parameters()
+        return model
     raise ValueError(f"unknown backbone {backbone!r}; choose from {', '.join(BACKBONES)}")
 
 
