@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from ltbench.grid import Grid, repo_dir
-from ltbench.results import load_final, read_json, read_jsonl
+from ltbench.results import load_final, read_json, read_jsonl, run_state, spec_dict_hash
 
 Warn = Callable[[str], None]
 
@@ -142,6 +142,21 @@ _SPEC_REQUIRED = ("method", "dataset", "ratio", "seed", "train", "hparams")
 _LIST_KEYS = ("per_class_acc", "train_class_counts")
 
 
+def _check_hash(run_dir: Path, spec: dict[str, Any], final: dict[str, Any]) -> None:
+    """A spec.json edited after the run (or a record moved into another run's directory) is not this run."""
+    try:
+        actual = spec_dict_hash(spec)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise ValueError(f"{run_dir / 'spec.json'} cannot be hashed ({exc})") from None
+    recorded = final.get("spec_hash")
+    if recorded is not None and recorded != actual:
+        raise ValueError(f"{run_dir / 'spec.json'} does not match the hash its final.json records "
+                         f"({actual} != {recorded}): edited after the run?")
+    suffix = run_dir.name.rsplit("-", 1)[-1]
+    if run_dir.name.startswith("s") and len(suffix) == 12 and suffix != actual:
+        raise ValueError(f"{run_dir} holds a spec whose hash is {actual}, not the {suffix} its name says")
+
+
 def read_run(run_dir: Path, results_dir: Path | None = None, include_lists: bool = False) -> dict[str, Any]:
     """One tidy row for a finished run (ValueError with the path when something is unreadable)."""
     run_dir = Path(run_dir)
@@ -163,6 +178,7 @@ def read_run(run_dir: Path, results_dir: Path | None = None, include_lists: bool
         seed = int(spec["seed"])
     except (TypeError, ValueError):
         raise ValueError(f"{spec_path} has a bad ratio or seed") from None
+    _check_hash(run_dir, spec, final)
     head = spec.get("max_per_class")
     try:
         rel = run_dir.resolve().relative_to(Path(results_dir).resolve()).as_posix() if results_dir else None
@@ -441,6 +457,7 @@ class TableResult:
     frame: pd.DataFrame  # the selected runs
     notes: list[str] = field(default_factory=list)  # footnote letters used
     paper_cols: set[str] = field(default_factory=set)  # columns shown with paper and Δ beside ours
+    failed: list[tuple[str, str]] = field(default_factory=list)  # (run id, reason): not in any number
 
 
 def _grid_columns(grid: Grid, metrics: Sequence[str]) -> list[Column]:
@@ -716,7 +733,27 @@ def render_markdown(t: TableResult) -> str:
     notes = _footnotes(t)
     if notes:
         out += ["", "  ".join(notes)]
+    if t.failed:
+        out += ["", f"Failed runs of this grid ({len(t.failed)}; not counted in any cell):", ""]
+        out += [f"- failed: `{run_id}`: {reason}" for run_id, reason in t.failed]
     return "\n".join(out) + "\n"
+
+
+def grid_failures(grid: Grid, results_dir: Path) -> list[tuple[str, str]]:
+    """(run id, first line of the reason) of every run of the grid that ended as failed."""
+    from ltbench.grid import expand
+
+    out = []
+    for run in expand(grid):
+        run_dir = Path(results_dir) / run.run_id
+        if run_state(run_dir) != "failed":
+            continue
+        try:
+            reason = str(read_json(run_dir / "failed.json").get("reason") or "no reason recorded")
+        except (OSError, ValueError, AttributeError):
+            reason = "failed.json is unreadable"
+        out.append((run.run_id, reason.strip().splitlines()[0] if reason.strip() else "no reason recorded"))
+    return out
 
 
 _TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",

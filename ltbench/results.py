@@ -2,14 +2,47 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
+from ltbench import faults
+
 FINAL_KEYS = ("top1", "many", "medium", "few", "group_sizes", "shot_rule", "per_class_acc",
               "train_class_counts", "best_epoch", "best_top1", "subset_sha", "wall_time_s")
+
+
+# TrainSettings fields added after run ids were first published: left at these defaults they stay out of
+# the hash, so every earlier spec keeps its run id.
+_HASH_OMITTED_DEFAULTS: dict[str, Any] = {"image_size": None, "val_select": False}
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, float) and obj.is_integer():
+        return int(obj)  # 100.0 and 100 hash the same
+    return obj
+
+
+def canonical_spec_json(spec: dict[str, Any]) -> str:
+    """The text a run's hash is taken of (a spec as RunSpec.to_dict or spec.json holds it)."""
+    data = _jsonable(spec)
+    train = dict(data["train"])
+    for key, default in _HASH_OMITTED_DEFAULTS.items():
+        if train.get(key, default) == default:
+            train.pop(key, None)
+    return json.dumps({**data, "train": train}, sort_keys=True, separators=(",", ":"))
+
+
+def spec_dict_hash(spec: dict[str, Any]) -> str:
+    """A run's spec hash (the suffix of its run id), computed from the plain dict: no torch needed."""
+    return hashlib.sha256(canonical_spec_json(spec).encode()).hexdigest()[:12]
 
 
 def _umask() -> int:
@@ -34,7 +67,10 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual mode
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+            fh.write(data[: len(data) // 2])
+            fh.flush()
+            faults.reached(f"write:{path.name}")  # tests: die with half a temp file on disk
+            fh.write(data[len(data) // 2:])
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ltbench import __version__, augment_imagenet
+from ltbench import __version__, augment_imagenet, faults
 from ltbench import augment as aug
 from ltbench import distributed as ltdist
 from ltbench.config import RunSpec
@@ -251,6 +251,7 @@ class Trainer(TrainerServices):
             for key, value in {"loss": out.loss, **out.logs}.items():
                 sums[key] = sums.get(key, 0.0) + value.detach().float()
             steps += 1
+            faults.reached("step")  # tests: a kill in the middle of an epoch
             if on_step is not None:
                 on_step()
         if self.dist.active:  # the mean over ranks (one all-reduce per epoch)
@@ -449,6 +450,8 @@ def _claim(run_dir: Path, spec: RunSpec, force: bool) -> None:
         for name in ("final.json", "failed.json", "last.pt", "metrics.jsonl"):
             (run_dir / name).unlink(missing_ok=True)
     (run_dir / "failed.json").unlink(missing_ok=True)
+    for tmp in run_dir.glob(".*.tmp"):  # temp files of writes a kill interrupted (we hold the lock)
+        tmp.unlink(missing_ok=True)
     atomic_write_json(spec_path, spec.to_dict())
 
 
@@ -464,6 +467,9 @@ def _loop(tr: Trainer, run_dir: Path, runtime: RuntimeOptions) -> dict[str, Any]
     if main:
         rows = [r for r in read_jsonl(run_dir / "metrics.jsonl") if r.get("epoch", 1e9) < start]
         atomic_write_bytes(run_dir / "metrics.jsonl", "".join(_jsonline(r) for r in rows).encode())
+        # one line per training session: how often a run was resumed, by whom, from which epoch
+        append_jsonl(run_dir / "sessions.jsonl", {"start_epoch": start, "pid": os.getpid(),
+                                                  "host": socket.gethostname(), "started": time.time()})
         atomic_write_json(run_dir / "env.json", {**environment(tr.device, runtime, tr), "world_size": tr.dist.world})
     steps = math.ceil(len(tr.train) / spec.train.batch_size)
     progress = _Progress(runtime.progress and main, spec, start, steps)

@@ -26,6 +26,7 @@ from ltbench.report import (
     table_csv_frame,
     write_table,
 )
+from ltbench.results import spec_dict_hash
 
 HERE = Path(__file__).resolve().parent
 FIXTURES = HERE / "fixtures"
@@ -144,11 +145,9 @@ def test_unknown_methods_go_below_the_paper_rows(tmp_path):
     shutil.copytree(RUNS, runs)
     src = next((runs / "cifar100-r100" / "erm").iterdir())
     for name in ("zz-new", "balanced-softmax"):
-        dst = runs / "cifar100-r100" / name / src.name
-        shutil.copytree(src, dst)
-        spec = json.loads((dst / "spec.json").read_text())
+        spec = json.loads((src / "spec.json").read_text())
         spec["method"] = name
-        (dst / "spec.json").write_text(json.dumps(spec))
+        _put_run(runs / "cifar100-r100", spec, json.loads((src / "final.json").read_text()))
     labels = [r.label for r in _table(runs).rows]
     assert labels[-2:] == ["Balanced Softmax", "zz-new"]
     assert labels.index("DRW+SMCL") == len(labels) - 3
@@ -163,12 +162,17 @@ def test_damaged_runs_are_skipped_with_a_warning(tmp_path):
     (dirs[0] / "final.json").write_text("{ torn")
     (dirs[1] / "spec.json").unlink()
     (dirs[2] / "final.json").write_text(json.dumps({"top1": 1.0}))
+    edited = json.loads((dirs[3] / "spec.json").read_text())
+    edited["train"]["lr"] = 0.2  # a hand edit after the run: the record no longer says what was run
+    (dirs[3] / "spec.json").write_text(json.dumps(edited))
+    (dirs[4] / "metrics.jsonl").write_text('{"epoch": 0, "loss": 1.0}\n{"epoch": 1, "lo')  # torn: harmless
     warnings: list[str] = []
     df = collect(runs, warn=warnings.append)
-    assert len(df) == 11
-    assert len(warnings) == 3
-    for d, msg in zip(dirs[:3], warnings, strict=True):
+    assert len(df) == 10
+    assert len(warnings) == 4
+    for d, msg in zip(dirs[:4], warnings, strict=True):
         assert str(d) in msg
+    assert "does not match the hash" in warnings[3]
 
 
 def test_cli_table_warns_about_damaged_files(tmp_path):
@@ -189,11 +193,9 @@ def test_another_configuration_is_not_mixed_in(tmp_path):
     runs = tmp_path / "runs"
     shutil.copytree(RUNS, runs)
     src = next((runs / "cifar100-r100" / "erm").iterdir())
-    dst = src.parent / "s0-otherconfig"
-    shutil.copytree(src, dst)
-    spec = json.loads((dst / "spec.json").read_text())
+    spec = json.loads((src / "spec.json").read_text())
     spec["train"]["lr"] = 0.05
-    (dst / "spec.json").write_text(json.dumps(spec))
+    _put_run(runs / "cifar100-r100", spec, json.loads((src / "final.json").read_text()))
     warnings: list[str] = []
     t = _table(runs, warn=warnings.append)
     assert t.cells[("ERM", "cifar100_r100")].n == 3
@@ -207,10 +209,12 @@ def test_a_field_added_later_does_not_split_a_cell(tmp_path):
     spec = json.loads((first / "spec.json").read_text())
     spec["train"]["val_select"] = False  # written by a newer ltbench; the older runs lack the field
     spec["data_version"] = 1
-    (first / "spec.json").write_text(json.dumps(spec))
+    _put_run(runs / "cifar100-r100", spec, json.loads((first / "final.json").read_text()))
+    shutil.rmtree(first)
     spec = json.loads((second / "spec.json").read_text())
     del spec["train"]["warmup_epochs"]
-    (second / "spec.json").write_text(json.dumps(spec))
+    _put_run(runs / "cifar100-r100", spec, json.loads((second / "final.json").read_text()))
+    shutil.rmtree(second)
     t = _table(runs)  # no warning
     assert t.cells[("ERM", "cifar100_r100")].n == 3
 
@@ -228,6 +232,16 @@ def test_table2_renders_reported_rows_without_runs(tmp_path):
     assert "| Decouple-LWS     | reported" in RENDERERS["md"](t)
 
 
+def _put_run(setting_dir: Path, spec: dict, final: dict) -> Path:
+    """A record as the trainer writes it: the directory named, and final.json stamped, with the spec's hash."""
+    digest = spec_dict_hash(spec)
+    d = setting_dir / spec["method"] / f"s{spec['seed']}-{digest}"
+    d.mkdir(parents=True)
+    (d / "spec.json").write_text(json.dumps(spec))
+    (d / "final.json").write_text(json.dumps({**final, "spec_hash": digest}))
+    return d
+
+
 def _fake_ablation(root: Path) -> None:
     """drw+smcl, mask_locator x 3, 2 seeds, CIFAR-100-LT r100 (fake numbers)."""
     base = json.loads(next((RUNS / "cifar100-r100" / "smcl").iterdir()).joinpath("spec.json").read_text())
@@ -237,10 +251,7 @@ def _fake_ablation(root: Path) -> None:
             spec = json.loads(json.dumps(base))
             spec.update(method="drw+smcl", seed=seed)
             spec["hparams"].update(drw=True, mask_locator=loc)
-            d = root / "cifar100-r100" / "drw+smcl" / f"s{seed}-{loc}"
-            d.mkdir(parents=True)
-            (d / "spec.json").write_text(json.dumps(spec))
-            (d / "final.json").write_text(json.dumps({**final, "top1": 49.0 + i + seed, "few": 10.0 + i}))
+            _put_run(root / "cifar100-r100", spec, {**final, "top1": 49.0 + i + seed, "few": 10.0 + i})
 
 
 def test_ablation_table_and_figure(tmp_path):
