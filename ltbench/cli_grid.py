@@ -31,8 +31,8 @@ app.add_typer(plot_app, name="plot")
 
 DEFAULT_REPORTS = Path("results/reports")
 RESULTS_HELP = "Default: $LTBENCH_RESULTS or results/runs."
-STATE_STYLE = {"done": "green", "running": "cyan", "interrupted": "yellow", "failed": "red", "damaged": "red",
-               "missing": "dim"}
+STATE_STYLE = {"done": "green", "running": "cyan", "submitted": "blue", "interrupted": "yellow", "failed": "red",
+               "damaged": "red", "missing": "dim"}
 FORMATS = ("md", "tex", "csv")
 
 
@@ -42,6 +42,10 @@ def _say(msg: str) -> None:
 
 def _warn(msg: str) -> None:
     err_console.print(f"[yellow]warning:[/yellow] {msg}", highlight=False, soft_wrap=True)
+
+
+def _say_err(msg: str) -> None:  # `--launcher print` keeps stdout for the commands
+    err_console.print(msg, highlight=False, soft_wrap=True)
 
 
 def _split_names(text: str | None) -> list[str] | None:
@@ -141,62 +145,146 @@ def _gpu_slots(device: str, gpus: str | None) -> tuple[list[str], str]:
     return ids, device
 
 
-def _plan_table(planned) -> Table:
+def _plan_table(planned, estimates: dict | None = None) -> Table:
+    from ltbench.estimate import fmt_duration
     from ltbench.report import fmt_value
 
     varied = any(p.run.vary for p in planned)
     table = Table("#", title="plan")
     table.add_column("run id", overflow="fold")
-    for name in (["varied"] if varied else []) + ["state", "action"]:
-        table.add_column(name)
+    extra = ["estimate", "from"] if estimates is not None else []
+    for name in (["varied"] if varied else []) + ["state", "action"] + extra:
+        table.add_column(name, overflow="fold")
     for i, p in enumerate(planned, 1):
         style = STATE_STYLE.get(p.state, "")
         vary = [", ".join(f"{k}={fmt_value(v)}" for k, v in p.run.vary.items())] if varied else []
         state = f"[{style}]{p.state}[/{style}]" if style else p.state
-        table.add_row(str(i), p.run_id, *vary, state, p.action)
+        est = []
+        if estimates is not None:
+            e = estimates[p.run_id]
+            est = [fmt_duration(e.seconds), e.basis]
+        table.add_row(str(i), p.run_id, *vary, state, p.action, *est)
     return table
 
 
 def _counts(states) -> str:
-    order = ("done", "running", "interrupted", "failed", "damaged", "missing")
+    order = ("done", "running", "submitted", "interrupted", "failed", "damaged", "missing")
     counts = {s: 0 for s in order}
     for s in states:
         counts[s] = counts.get(s, 0) + 1
     return ", ".join(f"{k} {v}" for k, v in counts.items() if v or k in ("done", "missing"))
 
 
+def _estimates(planned, results_dir: Path, data_dir: Path | None, bench: list[Path] | None):
+    """{run id: Estimate} and the bench files used (`ltbench.estimate`)."""
+    from ltbench.estimate import default_bench_dir, estimate, load_benches, train_images
+
+    benches = load_benches(bench or [default_bench_dir(results_dir)])
+    sizes: dict = {}
+    out = {}
+    for p in planned:
+        spec = p.run.spec
+        key = (spec.dataset, spec.ratio, spec.profile, spec.max_per_class)
+        if key not in sizes:
+            sizes[key] = train_images(spec, data_dir)
+        out[p.run_id] = estimate(spec, benches, sizes[key])
+    return out, benches
+
+
+def _print_estimate(say, todo, estimates, benches, results_dir: Path, gpus_per_run: int | None) -> None:
+    from ltbench.estimate import default_bench_dir, describe, fmt_duration
+
+    if not benches:
+        say(f"no time estimate: no bench files in {default_bench_dir(results_dir)} (save one on the target "
+            "device with `ltbench bench --device cuda --json > results/bench/NAME.json`, or pass --bench FILE)")
+        return
+    known = [estimates[p.run_id].seconds for p in todo if estimates[p.run_id].seconds is not None]
+    total = sum(known)
+    missing = len(todo) - len(known)
+    g = max(1, gpus_per_run or 1)
+    # the bench timed one device: G GPUs per run shorten a run (at best G-fold), not its GPU-hours
+    multi = f"; on {g} GPUs per run each run takes at best 1/{g} of its estimate" if g > 1 else ""
+    say(f"estimate (training steps only, on the bench's device; from {describe(benches)}): "
+        f"{fmt_duration(total)} = {total / 3600:.1f} device-hours (GPU-hours for a one-GPU bench) for "
+        f"{len(known)} run(s) to do{multi}" + (f"; {missing} run(s) without an estimate" if missing else ""))
+
+
 def sweep_grid(grid, results_dir: Path, jobs: int = 1, data_dir: Path | None = None, device: str = "auto",
-               gpus: str | None = None, launcher: str = "local", dry_run: bool = False) -> SweepOutcome:
-    """Expand, plan, print, run what is not done; returns what happened (the CLI decides the exit)."""
+               gpus: str | None = None, launcher: str = "local", dry_run: bool = False, *,
+               launcher_options: dict | None = None, resubmit: bool = False,
+               bench: list[Path] | None = None) -> SweepOutcome:
+    """Expand, plan, print, run what is not done; returns what happened (the CLI decides the exit).
+
+    `launcher_options` go to a detached launcher (`print`, `submitit`: gpus_per_run, cluster, partition,
+    ...); `resubmit` also submits runs that are recorded as submitted (their job was cancelled or lost)."""
     from ltbench.grid import expand
-    from ltbench.launch import get_launcher, make_jobs, mark_failed, plan
+    from ltbench.launch import (
+        DETACHED,
+        SUBMITTED_FILE,
+        get_launcher,
+        get_launcher_class,
+        launcher_folder,
+        make_jobs,
+        mark_failed,
+        plan,
+    )
     from ltbench.locks import EXIT_LOCKED
     from ltbench.results import run_state
 
+    if jobs < 1:  # checked before anything is printed or planned
+        raise LtbenchError(f"--jobs must be >= 1, got {jobs}")
+    get_launcher_class(launcher)
     runs = expand(grid)
-    planned = plan(runs, results_dir)
+    planned = plan(runs, results_dir, resubmit)
     outcome = SweepOutcome(planned=planned)
     todo = [p for p in planned if p.action != "skip"]
-    _say(f"{grid.path}: {len(planned)} runs ({_counts(p.state for p in planned)}); "
-         f"results in {results_dir}")
+    say = _say_err if launcher == "print" else _say
+    options = dict(launcher_options or {})
+    say(f"{grid.path}: {len(planned)} runs ({_counts(p.state for p in planned)}); results in {results_dir}")
     if dry_run:
-        console.print(_plan_table(planned))
-        _say(f"dry run: would run {len(todo)}, skip {len(planned) - len(todo)}")
+        estimates, benches = _estimates(planned, results_dir, data_dir, bench)
+        (err_console if launcher == "print" else console).print(_plan_table(planned, estimates))
+        say(f"dry run: would run {len(todo)}, skip {len(planned) - len(todo)}")
+        _print_estimate(say, todo, estimates, benches, results_dir, options.get("gpus_per_run"))
         return outcome
     if not todo:
-        _say("nothing to run: every run is done")
+        pending = sum(p.state == "submitted" for p in planned)
+        say("nothing to run: every run is done" + (" or running" if pending < len(planned) else "")
+            + (f" or submitted ({pending}; --resubmit submits them again if their jobs are gone)"
+               if pending else ""))
         return outcome
     _check_writable(results_dir)
-    gpu_ids, child_device = _gpu_slots(device, gpus)
-    threads = None if gpu_ids else max(1, (os.cpu_count() or 1) // max(1, jobs))
-    pool = get_launcher(launcher, jobs=jobs, gpus=gpu_ids, threads_per_job=threads)
+    detached = launcher in DETACHED
+    if detached:
+        if options.get("gpus_per_run") is None:
+            options["gpus_per_run"] = 0 if device == "cpu" else 1
+        if launcher == "submitit":
+            options["folder"] = launcher_folder(results_dir, grid.name)
+            if options.get("cluster") == "local" and not options.get("cpus_per_run"):
+                # every task of the local executor starts at once: share this machine's cores
+                options["threads_per_job"] = max(1, (os.cpu_count() or 1) // len(todo))
+        pool = get_launcher(launcher, **options)
+        child_device, gpu_ids, threads = device, [], None
+    else:
+        gpu_ids, child_device = _gpu_slots(device, gpus)
+        threads = None if gpu_ids else max(1, (os.cpu_count() or 1) // max(1, jobs))
+        pool = get_launcher(launcher, jobs=jobs, gpus=gpu_ids, threads_per_job=threads)
     job_list = make_jobs(todo, results_dir, data_dir, child_device)
+    if launcher != "submitit":  # trained (or printed) here: no scheduler holds these runs any more
+        for p in todo:
+            (p.run_dir / SUBMITTED_FILE).unlink(missing_ok=True)
     by_name = {p.run_id: p for p in todo}
-    where = f"GPU(s) {','.join(gpu_ids)}" if gpu_ids else f"CPU, {threads} thread(s) each"
-    _say(f"running {len(job_list)} run(s), {jobs} at a time on {where}")
+    waits = not detached or getattr(pool, "wait", False)
+    if launcher == "submitit":
+        say(f"submitting {len(job_list)} run(s) as one job array (submitit, {options.get('cluster', 'slurm')}); "
+            f"its files: {options['folder']}")
+    elif not detached:
+        where = f"GPU(s) {','.join(gpu_ids)}" if gpu_ids else f"CPU, {threads} thread(s) each"
+        say(f"running {len(job_list)} run(s), {jobs} at a time on {where}")
 
-    live = console.is_terminal
-    state = {"running": 0, "done": 0, "failed": 0, "elsewhere": 0}
+    live = console.is_terminal and waits
+    state = {"running": 0, "done": 0, "failed": 0, "elsewhere": 0, "submitted": 0}
+    job_ids: list[str] = []
     progress = task = None
     if live:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -211,7 +299,12 @@ def sweep_grid(grid, results_dir: Path, jobs: int = 1, data_dir: Path | None = N
 
     def on_event(kind: str, job, res) -> None:
         p = by_name[job.name]
-        if kind == "start":
+        if kind == "submit":
+            state["submitted"] += 1
+            job_ids.append(res.job_id)
+            if not live:
+                _say(f"  submitted {job.name}  job {res.job_id}")
+        elif kind == "start":
             state["running"] += 1
             if not live:
                 gpu = "" if res.gpu is None else f" on GPU {res.gpu}"
@@ -244,9 +337,17 @@ def sweep_grid(grid, results_dir: Path, jobs: int = 1, data_dir: Path | None = N
         else:
             pool.run(job_list, on_event)
     except KeyboardInterrupt:
-        err_console.print("interrupted: the workers were stopped; run the sweep again to resume them",
-                          highlight=False, soft_wrap=True)
+        msg = ("stopped waiting: submitted jobs go on (see `ltbench status`)" if detached else
+               "interrupted: the workers were stopped; run the sweep again to resume them")
+        err_console.print(msg, highlight=False, soft_wrap=True)
         raise typer.Exit(130) from None
+    if launcher == "print":
+        say(f"printed {len(job_list)} command(s), one per run; nothing was run")
+        return outcome
+    if job_ids and not waits:
+        span = job_ids[0] if len(job_ids) == 1 else f"{job_ids[0]} .. {job_ids[-1]}"
+        _say(f"submitted {len(job_ids)} run(s): job(s) {span}; follow with `ltbench status {grid.path}`")
+        return outcome
     _say(f"{describe().replace(', 0 running', '')} in {time.monotonic() - t0:.0f} s")
     _print_failures(outcome)
     return outcome
@@ -278,21 +379,63 @@ def _print_failures(outcome: SweepOutcome) -> None:
 @app.command()
 def sweep(
     file: str = typer.Argument(..., help="Experiment file (experiments/*.yaml) or a shipped one's name."),
-    launcher: str = typer.Option("local", "--launcher", help="local (a pool of subprocesses)."),
-    jobs: int = typer.Option(1, "--jobs", "-j", help="Runs at a time."),
+    launcher: str = typer.Option("local", "--launcher", help="local (a pool of subprocesses), submitit (one "
+                                 "SLURM job array; pip install 'ltbench[slurm]') or print (one shell command per "
+                                 "run, for any other scheduler; runs nothing). See docs/cluster.md."),
+    jobs: int = typer.Option(1, "--jobs", "-j", help="Runs at a time (local)."),
     gpus: str | None = typer.Option(None, "--gpus", help="GPU ids for the worker slots, e.g. 0,1 "
-                                    "(default: every visible GPU; none on CPU)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (run id, state) and stop."),
+                                    "(local; default: every visible GPU; none on CPU)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan (run id, state, time estimate) and stop."),
+    bench: list[Path] = typer.Option([], "--bench", help="`ltbench bench --json` file(s) for --dry-run's time "
+                                     "estimates (default: every *.json in <results dir>/../bench)."),
     methods: str | None = typer.Option(None, "--methods", help="Only these methods of the grid (a,b,...)."),
     results_dir: Path | None = typer.Option(None, "--results-dir", help=RESULTS_HELP),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="Default: $LTBENCH_DATA or ~/.cache."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]."),
+    cluster: str = typer.Option("slurm", "--cluster", help="submitit: slurm, or local (submitit's local "
+                                "executor on this machine, every run at once; waits for them)."),
+    partition: str | None = typer.Option(None, "--partition", help="submitit: SLURM partition."),
+    gpus_per_run: int | None = typer.Option(None, "--gpus-per-run", help="submitit/print: GPUs per run on one "
+                                            "node; > 1 trains the run with torchrun (default 1; 0 with --device cpu)."),
+    cpus_per_run: int | None = typer.Option(None, "--cpus-per-run", help="submitit: CPUs per run "
+                                            "(default: the cluster's)."),
+    timeout_min: int | None = typer.Option(None, "--timeout-min", help="submitit: time limit per job in minutes; "
+                                           "a run that needs longer is requeued and resumes (default 1440)."),
+    array_parallelism: int | None = typer.Option(None, "--array-parallelism", help="submitit: array tasks "
+                                                 "running at once (default: submitit's, 256)."),
+    slurm_arg: list[str] = typer.Option([], "--slurm-arg", help="submitit: an extra sbatch option key=value "
+                                        "(repeatable), e.g. account=proj, qos=high, mem=32G, constraint=a100."),
+    wait: bool = typer.Option(False, "--wait", help="submitit: wait for the array and report like a local sweep."),
+    resubmit: bool = typer.Option(False, "--resubmit", help="Also submit runs recorded as submitted (their job "
+                                  "was cancelled or lost)."),
 ) -> None:
-    """Run every run of a grid that is not done yet (resuming interrupted ones); N at a time."""
+    """Run every run of a grid that is not done yet (resuming interrupted ones); N at a time, or on a cluster."""
     with user_errors():
+        cluster_flags = {"--partition": partition, "--gpus-per-run": gpus_per_run, "--cpus-per-run": cpus_per_run,
+                         "--timeout-min": timeout_min, "--array-parallelism": array_parallelism,
+                         "--slurm-arg": slurm_arg or None, "--wait": wait or None,
+                         "--cluster": None if cluster == "slurm" else cluster}
+        options: dict = {}
+        if launcher == "submitit":
+            options = {"cluster": cluster, "partition": partition, "gpus_per_run": gpus_per_run,
+                       "cpus_per_run": cpus_per_run, "array_parallelism": array_parallelism,
+                       "slurm_args": list(slurm_arg), "wait": wait}
+            if timeout_min is not None:
+                options["timeout_min"] = timeout_min
+        elif launcher == "print" or dry_run:  # --dry-run: the estimate mentions GPUs per run
+            options = {"gpus_per_run": gpus_per_run}
+            cluster_flags.pop("--gpus-per-run")
+        if launcher != "submitit":
+            used = [flag for flag, value in cluster_flags.items() if value is not None]
+            if used and not dry_run:
+                also = " or print" if used[0] == "--gpus-per-run" else ""
+                raise LtbenchError(f"{used[0]} is an option of --launcher submitit{also}")
+        elif jobs != 1 or gpus:
+            raise LtbenchError("--jobs and --gpus pick local worker slots; with --launcher submitit use "
+                               "--array-parallelism and --gpus-per-run")
         grid = _load_grid(file, methods)
         outcome = sweep_grid(grid, results_dir or _default_results(), jobs, data_dir, device, gpus, launcher,
-                             dry_run)
+                             dry_run, launcher_options=options, resubmit=resubmit, bench=list(bench) or None)
     if not outcome.ok:
         raise typer.Exit(1)
 
@@ -306,9 +449,10 @@ def status(
     results_dir: Path | None = typer.Option(None, "--results-dir", help=RESULTS_HELP),
     tail: int = typer.Option(5, "--tail", help="Log lines shown per failed run."),
 ) -> None:
-    """done / interrupted / failed / damaged / missing per run, with the reason of each failure."""
+    """done / running / submitted / interrupted / failed / damaged / missing per run, with the scheduler's job
+    id where one exists and the reason of each failure."""
     with user_errors():
-        from ltbench.launch import log_tail, state_of
+        from ltbench.launch import log_tail, read_submission, state_of
         from ltbench.report import find_run_dirs
 
         results_dir = results_dir or _default_results()
@@ -327,11 +471,7 @@ def status(
             if not entries:
                 _say(f"no runs under {results_dir}")
                 return
-        table = Table(title=title)
-        table.add_column("run id", overflow="fold")
-        table.add_column("state")
-        table.add_column("detail")
-        states, failures = [], []
+        rows, states, failures = [], [], []
         for run_id, run_dir in entries:
             st = state_of(run_dir)
             states.append(st)
@@ -343,8 +483,20 @@ def status(
                 failures.append((run_id, run_dir, detail))
             elif st in ("interrupted", "running"):
                 detail = _progress_detail(run_dir)
+            elif st == "submitted":  # queued, or requeued after a pre-emption (then it has epochs already)
+                detail = _progress_detail(run_dir) if (run_dir / "metrics.jsonl").exists() else "queued"
+            job = (read_submission(run_dir) or {}).get("job_id")
             style = STATE_STYLE.get(st, "")
-            table.add_row(run_id, f"[{style}]{st}[/{style}]", detail)
+            rows.append((run_id, f"[{style}]{st}[/{style}]", "" if job is None else str(job), detail))
+        with_jobs = any(r[2] for r in rows)
+        table = Table(title=title)
+        table.add_column("run id", overflow="fold")
+        table.add_column("state")
+        if with_jobs:
+            table.add_column("job")
+        table.add_column("detail")
+        for run_id, st, job, detail in rows:
+            table.add_row(run_id, st, *([job] if with_jobs else []), detail)
         console.print(table)
         console.print(_counts(states) + f" (of {len(entries)})", highlight=False, soft_wrap=True)
         for run_id, run_dir, detail in failures:
@@ -408,13 +560,16 @@ def table(
 ) -> None:
     """Aggregate seeds (mean ± std, n) into a paper table next to the reported numbers."""
     with user_errors():
-        from ltbench.report import build_table, collect
+        from ltbench.report import build_table, collect, grid_failures
 
         formats = _check_formats(format_)
         _check_select(select)
         grid = _load_grid(which)
         frame = collect(results_dir or _default_results(), warn=_warn)
         t = build_table(frame, grid, select=select, warn=_warn)
+        t.failed = grid_failures(grid, results_dir or _default_results())
+        for run_id, reason in t.failed:
+            _warn(f"failed run (not in the table's numbers): {run_id}: {reason}")
         _say(f"{t.name}: {len(t.frame)} run(s) of {grid.path} found")
         _write_outputs(t, out, formats)
         if show:

@@ -33,7 +33,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from ltbench.config import RunSpec
 
 REQUIRED_KEYS = ("methods", "datasets", "ratios", "seeds")
-OPTIONAL_KEYS = ("preset", "overrides", "vary", "max_per_class", "table")
+OPTIONAL_KEYS = ("preset", "overrides", "vary", "max_per_class", "table", "metrics")
+# table columns a grid may ask for (`metrics:`); seen/unseen/gap are the shapes background metrics
+TABLE_METRICS = ("top1", "many", "medium", "few", "seen", "unseen", "gap", "few_gap")
 TABLE_LAYOUTS = ("table1", "table2", "grid", "ablate", "ablate-masking", "ablate-contrastive")
 NAMED_GRIDS = {"masking": "ablate-masking", "contrastive": "ablate-contrastive"}
 
@@ -50,6 +52,7 @@ class Grid:
     vary: dict[str, tuple[Any, ...]] = field(default_factory=dict)
     heads: tuple[int | None, ...] = (None,)  # max_per_class values
     table: str | None = None
+    metrics: tuple[str, ...] | None = None  # table columns per setting (None: the layout's default)
 
     @property
     def name(self) -> str:
@@ -209,12 +212,21 @@ def load_grid(path: str | Path) -> Grid:
     if table is not None and table not in TABLE_LAYOUTS:
         raise LtbenchError(f"{path}: unknown table layout {table!r}; choose from {', '.join(TABLE_LAYOUTS)}")
 
+    metrics = raw.get("metrics")
+    if metrics is not None:
+        metrics = _as_list(path, "metrics", metrics)
+        unknown = [m for m in metrics if m not in TABLE_METRICS]
+        if unknown or not metrics:
+            raise LtbenchError(f"{path}: unknown table metric(s) {', '.join(map(str, unknown)) or '(none given)'}; "
+                               f"choose from {', '.join(TABLE_METRICS)}")
+
     def dedup(items: list) -> tuple:
         return tuple(dict.fromkeys(items))
 
     return Grid(path=path, methods=dedup([m.strip() for m in methods]), datasets=dedup(datasets),
                 ratios=dedup([float(r) for r in ratios]), seeds=dedup(seeds), preset=preset,
-                overrides=dict(overrides), vary=vary, heads=dedup(heads), table=table)
+                overrides=dict(overrides), vary=vary, heads=dedup(heads), table=table,
+                metrics=None if metrics is None else dedup(metrics))
 
 
 # ----- expansion ---------------------------------------------------------------------------------

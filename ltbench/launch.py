@@ -4,8 +4,11 @@ A *job* is one command line plus where its log goes and the files to write just 
 a *launcher* runs a list of jobs and reports each start and end. `LocalLauncher` is a pool of fresh
 subprocesses, N at a time, each pinned to a GPU slot through CUDA_VISIBLE_DEVICES when GPUs exist.
 Every run is its own process (`python -m ltbench run-spec <run dir>/spec.json`), never a forked worker holding
-CUDA state, so a crash or an out-of-memory kill costs one run, not the sweep. A cluster launcher
-(submitit, SLURM arrays) only has to implement `Launcher.run`.
+CUDA state, so a crash or an out-of-memory kill costs one run, not the sweep. Other launchers:
+`print` (one shell command per run, for any scheduler; runs nothing) and `submitit` (a SLURM job array,
+or submitit's local executor; `ltbench.launch_submitit`, imported only when chosen). A launcher that
+hands runs to a scheduler records `submitted.json` (job id, array index) in each run directory, so
+`state_of` can tell a queued run from an abandoned one.
 
 No torch import here: planning only reads run directories, and the GPU count is passed in.
 """
@@ -31,10 +34,12 @@ from ltbench.results import atomic_write_bytes, atomic_write_json, read_json, ru
 if TYPE_CHECKING:  # pragma: no cover
     from ltbench.grid import GridRun
 
-# what a sweep does with a run in each state ("running": a live worker of another sweep holds it)
-ACTIONS = {"done": "skip", "running": "skip", "interrupted": "resume", "failed": "rerun", "damaged": "rerun",
-           "missing": "run"}
+# what a sweep does with a run in each state ("running": a live worker of another sweep holds it;
+# "submitted": handed to a scheduler whose job has not started it, or is between two attempts)
+ACTIONS = {"done": "skip", "running": "skip", "submitted": "skip", "interrupted": "resume", "failed": "rerun",
+           "damaged": "rerun", "missing": "run"}
 WORKER_FILE = "worker.json"  # {pid, host, started}: present while a local worker trains the run
+SUBMITTED_FILE = "submitted.json"  # {launcher, cluster, job_id, array_index, submitted, host}: a scheduler has it
 
 
 # ----- plan --------------------------------------------------------------------------------------
@@ -44,6 +49,7 @@ class PlannedRun:
     run: GridRun
     run_dir: Path
     state: str
+    resubmit: bool = False  # submit a "submitted" run again (its job was cancelled or lost)
 
     @property
     def run_id(self) -> str:
@@ -51,6 +57,8 @@ class PlannedRun:
 
     @property
     def action(self) -> str:
+        if self.state == "submitted" and self.resubmit:
+            return "resubmit"
         return ACTIONS.get(self.state, "run")
 
 
@@ -67,18 +75,46 @@ def worker_alive(run_dir: Path) -> bool:
     return host == socket.gethostname() and pid_alive(pid)
 
 
+def read_submission(run_dir: Path) -> dict | None:
+    """The run's submitted.json (None if there is none or it is unreadable)."""
+    try:
+        info = read_json(Path(run_dir) / SUBMITTED_FILE)
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
+
+
+def submission_pending(run_dir: Path) -> bool:
+    """True if a scheduler still holds the run: submitted.json exists, and its job is not known to be gone.
+
+    Only a job of submitit's local executor (its id is a pid on the submitting host) can be checked from
+    here without asking the scheduler; a SLURM job counts as pending until the run is done or failed."""
+    info = read_submission(run_dir)
+    if info is None:
+        return False
+    if info.get("cluster") == "local" and info.get("host") == socket.gethostname():
+        try:
+            return pid_alive(int(str(info.get("job_id"))))
+        except ValueError:
+            return False
+    return True
+
+
 def state_of(run_dir: Path) -> str:
-    """run_state, plus "running" for an unfinished run whose worker is alive."""
+    """run_state, plus "running" for an unfinished run whose worker is alive and "submitted" for a run
+    a scheduler holds (queued, or requeued between two attempts)."""
     state = run_state(run_dir)
     if state in ("interrupted", "failed", "damaged") and worker_alive(run_dir):
         return "running"
+    if state in ("interrupted", "missing") and submission_pending(run_dir):
+        return "submitted"
     return state
 
 
-def plan(runs: Sequence[GridRun], results_dir: Path) -> list[PlannedRun]:
+def plan(runs: Sequence[GridRun], results_dir: Path, resubmit: bool = False) -> list[PlannedRun]:
     """Classify every run of a grid by what is on disk."""
     root = Path(results_dir)
-    return [PlannedRun(r, root / r.run_id, state_of(root / r.run_id)) for r in runs]
+    return [PlannedRun(r, root / r.run_id, state_of(root / r.run_id), resubmit) for r in runs]
 
 
 def log_tail(path: Path, lines: int = 5) -> list[str]:
@@ -104,6 +140,7 @@ class Job:
     files: dict[Path, bytes] = field(default_factory=dict)  # written atomically right before the start
     env: dict[str, str] = field(default_factory=dict)
     pid_file: Path | None = None  # holds {pid, host, started} while the job runs
+    run_dir: Path | None = None  # the run directory the job trains (a scheduler's launcher records there)
 
 
 @dataclass
@@ -113,13 +150,16 @@ class JobResult:
     seconds: float = 0.0
     slot: int | None = None
     gpu: str | None = None
+    job_id: str | None = None  # the scheduler's id (submitit launcher)
 
     @property
     def ok(self) -> bool:
         return self.returncode == 0
 
 
-# on_event("start" | "end", job, result or None)
+# on_event(kind, job, result or None): kind is "start" and "end" (a launcher that runs the job and sees it
+# end), or "submit" (handed to a scheduler; res.job_id is set). A launcher that does not wait for its jobs
+# returns results whose returncode is None.
 EventHook = Callable[[str, Job, "JobResult | None"], None]
 
 
@@ -252,13 +292,66 @@ def _stop(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
         proc.wait()
 
 
-LAUNCHERS: dict[str, Callable[..., Launcher]] = {"local": LocalLauncher}
+def torchrun_argv(argv: Sequence[str], nproc: int) -> list[str]:
+    """A worker command (`python -m ltbench ...`) run as `nproc` torchrun processes on one node, as
+    `ltbench run --nproc-per-node` does (ltbench.distributed); unchanged for nproc <= 1."""
+    argv = list(argv)
+    if nproc <= 1:
+        return argv
+    if argv[1:3] != ["-m", "ltbench"]:
+        raise ValueError(f"not an ltbench worker command: {argv[:3]}")
+    return [argv[0], "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", *argv[1:]]
+
+
+class PrintLauncher:
+    """Print one shell command per job (for any other scheduler) and run nothing.
+
+    The spec.json each command reads is written, so the commands work as printed; the run directories
+    then count as "interrupted" (i.e. to be run), never as submitted."""
+
+    def __init__(self, gpus_per_run: int = 1, stream=None, **_ignored):
+        self.nproc = gpus_per_run
+        self.stream = stream
+
+    def run(self, jobs: Sequence[Job], on_event: EventHook | None = None) -> list[JobResult]:
+        out = self.stream or sys.stdout  # looked up now: a test runner may have replaced sys.stdout
+        for job in jobs:
+            for path, data in job.files.items():
+                atomic_write_bytes(path, data)
+            out.write(shlex.join(torchrun_argv(job.argv, self.nproc)) + "\n")
+        out.flush()
+        return [JobResult(job, None) for job in jobs]
+
+
+def _submitit_launcher(**options) -> Launcher:
+    try:
+        import submitit  # noqa: F401  (an optional extra: say how to get it)
+    except ImportError:
+        raise LtbenchError("submitit is not installed; pip install 'ltbench[slurm]'") from None
+    from ltbench.launch_submitit import SubmititLauncher
+
+    return SubmititLauncher(**options)
+
+
+LAUNCHERS: dict[str, Callable[..., Launcher]] = {"local": LocalLauncher, "submitit": _submitit_launcher,
+                                                 "print": PrintLauncher}
+DETACHED = ("print", "submitit")  # launchers that hand runs to something else (no local worker slots)
+
+
+def launcher_folder(results_dir: Path, grid_name: str) -> Path:
+    """Where a scheduler's launcher keeps its own files for a grid: `<results dir>/../launcher/<grid>/`
+    (next to the results, on the same shared file system; never inside run directories)."""
+    return Path(results_dir).resolve().parent / "launcher" / grid_name
+
+
+def get_launcher_class(name: str) -> Callable[..., Launcher]:
+    if name not in LAUNCHERS:
+        raise LtbenchError(f"unknown launcher {name!r}; choose from {', '.join(LAUNCHERS)}")
+    return LAUNCHERS[name]
 
 
 def get_launcher(name: str, **options) -> Launcher:
-    if name not in LAUNCHERS:
-        raise LtbenchError(f"unknown launcher {name!r}; choose from {', '.join(LAUNCHERS)}")
-    return LAUNCHERS[name](**options)
+    return get_launcher_class(name)(**options)
 
 
 # ----- from planned runs to jobs -----------------------------------------------------------------
@@ -285,7 +378,7 @@ def make_jobs(planned: Sequence[PlannedRun], results_dir: Path, data_dir: Path |
         argv = run_command(spec_path.resolve(), Path(results_dir).resolve(),
                            data_dir.resolve() if data_dir else None, device)
         jobs.append(Job(p.run_id, argv, p.run_dir / "log.txt", files={spec_path: data},
-                        pid_file=p.run_dir / WORKER_FILE))
+                        pid_file=p.run_dir / WORKER_FILE, run_dir=p.run_dir))
     return jobs
 
 

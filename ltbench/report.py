@@ -41,7 +41,12 @@ METHOD_OF_PAPER = {v: k for k, v in PAPER_NAMES.items()}
 DATASET_LABELS = {"cifar100": "CIFAR-100-LT", "cifar10": "CIFAR-10-LT", "imagenet-lt": "ImageNet-LT",
                   "fashion-mnist": "Fashion-MNIST-LT", "shapes": "shapes-LT"}
 METRICS = ("top1", "many", "medium", "few")
-METRIC_LABELS = {"top1": "All", "many": "Many", "medium": "Med", "few": "Few"}
+METRIC_LABELS = {"top1": "All", "many": "Many", "medium": "Med", "few": "Few", "seen": "Seen", "unseen": "Unseen",
+                 "gap": "Gap", "few_gap": "Few gap"}
+# shapes' background metrics (final.json `seen_split`): test images whose (class, background) pair was seen
+# in training vs not, and the gap between them ("background reliance"); last epoch only
+BACKGROUND_COLUMNS = {"seen": "seen_split.seen.top1", "unseen": "seen_split.unseen.top1",
+                      "gap": "seen_split.gap.top1", "few_gap": "seen_split.gap.few"}
 SELECT_COLUMNS = {"last": {m: m for m in METRICS},
                   "best": {"top1": "best_top1", "many": "best_many", "medium": "best_medium",
                            "few": "best_few"}}
@@ -530,7 +535,7 @@ def build_table(df: pd.DataFrame, grid: Grid, select: str = "last", name: str | 
     else:
         ablation = layout.startswith("ablate-")
         single = len(grid.settings()) == 1
-        metrics = METRICS if (ablation or single) else ("top1",)
+        metrics = grid.metrics or (METRICS if (ablation or single) else ("top1",))
         columns = _grid_columns(grid, metrics)
         frame = select_runs(df, grid, warn=warn)
         rows = _vary_rows(grid, grid.methods)
@@ -559,7 +564,9 @@ def build_table(df: pd.DataFrame, grid: Grid, select: str = "last", name: str | 
             sub = sub_rows[(sub_rows["dataset"] == col.dataset) & (sub_rows["ratio"] == col.ratio)]
             same_head = [(col.head is None) if _isna(h) else int(h) == col.head for h in sub["max_per_class"]]
             sub = sub.loc[pd.Series(same_head, index=sub.index, dtype=bool)]
-            values = pd.to_numeric(sub[metric_cols[col.metric]], errors="coerce") if len(sub) else pd.Series(
+            # background metrics exist for the last epoch only: empty cells under --select best
+            source = metric_cols.get(col.metric) or (BACKGROUND_COLUMNS.get(col.metric) if select == "last" else None)
+            values = pd.to_numeric(sub[source], errors="coerce") if len(sub) and source in sub else pd.Series(
                 dtype="float64")
             cell = Cell(runs=len(sub), n=int(values.notna().sum()))
             if cell.n:

@@ -1,6 +1,6 @@
 """Saliency computed once per training image and moved through each view's geometry (perf-anchors §4.3).
 
-Also `fine_grained_threaded`: the same OpenCV maps, bit-identical, with the per-image loop over threads.
+Also `fine_grained_threaded`: the default OpenCV maps with an explicit thread count.
 
 Not wired into the trainer: these are helpers for a proposed change (docs/performance.md). The
 model-free operators of `ltbench.saliency` depend only on the image, so a map can be computed once per
@@ -17,37 +17,16 @@ small share of images, so this is a fidelity decision for the method's owner, no
 
 from __future__ import annotations
 
-import functools
-import threading
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
-import numpy as np
 import torch
 
 from ltbench.augment import crop_flip_apply, resized_crop_flip
-from ltbench.saliency import peak, saliency_maps
+from ltbench.saliency import _check_images, _fine_grained, peak, saliency_maps
 
 __all__ = ["SaliencyBank", "crop_flip_maps", "fine_grained_threaded", "precompute_maps", "resized_crop_flip_maps"]
 
-_local = threading.local()
 
-
-def _thread_detector():
-    """One OpenCV detector per thread (a detector object is not shared across threads)."""
-    if not hasattr(_local, "detector"):
-        import cv2
-
-        _local.detector = cv2.saliency.StaticSaliencyFineGrained_create()
-    return _local.detector
-
-
-@functools.lru_cache(maxsize=4)
-def _pool(workers: int) -> ThreadPoolExecutor:
-    return ThreadPoolExecutor(workers, thread_name_prefix="ltbench-saliency")
-
-
-@torch.no_grad()
 def fine_grained_threaded(
     images: torch.Tensor,
     input_repr: str = "uint8",
@@ -55,36 +34,14 @@ def fine_grained_threaded(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
 ) -> torch.Tensor:
-    """`saliency_maps(images, "fine-grained", input_repr)`, bit-identical, with the per-image OpenCV loop
-    split over ``workers`` threads (default: torch's intra-op thread count). OpenCV releases the GIL
-    inside ``computeSaliency``, so the threads overlap; nothing about the maps changes.
-    """
-    from ltbench.saliency import _as_uint8, _check_images, _normalized
-
+    """`saliency_maps(images, "fine-grained", input_repr)` with an explicit thread count (the default
+    operator itself now splits its OpenCV loop over torch's intra-op threads; this keeps the knob)."""
     _check_images(images)
-    n, c, h, w = images.shape
-    if n == 0:
-        return torch.empty(0, h, w, dtype=torch.float32, device=images.device)
     if input_repr not in ("uint8", "normalized"):
         raise ValueError(f"unknown saliency input representation {input_repr!r}")
-    prepared = _as_uint8(images) if input_repr == "uint8" else _normalized(images, mean, std)
-    host = prepared.permute(0, 2, 3, 1).contiguous().cpu().numpy()  # the one device->host copy
-    if c == 1:
-        host = host[..., 0]
-    out = np.empty((n, h, w), dtype=np.uint8)
-
-    def work(lo: int, hi: int) -> None:
-        detector = _thread_detector()
-        for i in range(lo, hi):
-            ok, smap = detector.computeSaliency(np.ascontiguousarray(host[i]))
-            if not ok:
-                raise RuntimeError(f"OpenCV fine-grained saliency failed on image {i}")
-            out[i] = (smap * 255).astype(np.uint8)  # SaliencyMix's quantisation, as ltbench.saliency
-
-    k = max(1, min(workers or torch.get_num_threads(), n))
-    bounds = [round(i * n / k) for i in range(k + 1)]
-    list(_pool(k).map(lambda a: work(*a), zip(bounds[:-1], bounds[1:], strict=True)))
-    return torch.from_numpy(out).to(images.device).to(torch.float32).div_(255)
+    if images.shape[0] == 0:
+        return torch.empty(0, *images.shape[-2:], dtype=torch.float32, device=images.device)
+    return _fine_grained(images, input_repr, mean, std, workers)
 
 
 @torch.no_grad()
