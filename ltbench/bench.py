@@ -49,6 +49,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ltbench.cpu import keep_buffers_on_heap
 from ltbench.errors import LtbenchError
 
 __all__ = ["BenchOptions", "TARGETS", "run_bench", "summarize", "targets_report"]
@@ -87,30 +88,6 @@ class BenchOptions:
     malloc_heap: bool = False  # glibc: keep big CPU buffers on the heap (see `keep_buffers_on_heap`)
     data_dir: Any = None
     download: bool = False
-
-
-def keep_buffers_on_heap() -> bool:
-    """glibc only: serve every allocation from the heap and never trim it (process-wide, irreversible).
-
-    glibc hands allocations above its mmap threshold (dynamic, at most 32 MiB on 64-bit) to ``mmap`` and
-    returns them to the OS on free, so a step whose activations exceed 32 MiB (ResNet-32's first stage at
-    640 images: 640 x 16 x 32 x 32 x 4 B = 42 MB) page-faults its buffers back in on every step
-    (perf-anchors §2.5). ``M_MMAP_MAX = 0`` and a huge ``M_TRIM_THRESHOLD`` keep freed memory in the
-    process for reuse. Returns False where glibc's ``mallopt`` is not available.
-    """
-    import ctypes
-    import ctypes.util
-
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    m_trim_threshold, m_mmap_max = -1, -4
-    return bool(mallopt(m_mmap_max, 0)) and bool(mallopt(m_trim_threshold, 2**31 - 1))
 
 
 # ----- statistics --------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from ltbench.cpu import WORKER_ENV
 from ltbench.errors import LtbenchError
 from ltbench.locks import lock_is_live, pid_alive
 from ltbench.results import atomic_write_bytes, atomic_write_json, read_json, run_state
@@ -202,6 +203,9 @@ class LocalLauncher:
         env["PYTHONUNBUFFERED"] = "1"
         if gpu is not None:
             env["CUDA_VISIBLE_DEVICES"] = gpu
+        else:  # CPU worker: passive OpenMP waiting and heap-kept buffers (ltbench.cpu), unless the user set them
+            for var, value in WORKER_ENV.items():
+                env.setdefault(var, value)
         if self.threads is not None:
             for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
                 env.setdefault(var, str(self.threads))

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ltbench import __version__, augment_imagenet, faults
+from ltbench import __version__, augment_imagenet, cpu, faults
 from ltbench import augment as aug
 from ltbench import distributed as ltdist
 from ltbench.config import RunSpec
@@ -368,6 +368,7 @@ def environment(device: torch.device, runtime: RuntimeOptions, trainer: Trainer 
         "threads": torch.get_num_threads(), "hostname": socket.gethostname(), "pid": os.getpid(),
         "argv": runtime.argv, "channels_last": trainer.channels_last if trainer else None,
         "compile": runtime.compile, "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cpu_env": cpu.process_settings(),
     }
 
 
@@ -392,6 +393,8 @@ def train(spec: RunSpec, runtime: RuntimeOptions) -> dict[str, Any]:
     if done is not None and not runtime.force:
         return done
     device = resolve_device(runtime.device)
+    if device.type == "cpu":
+        cpu.keep_buffers_on_heap()  # speed only: big activation buffers are reused, not re-mmapped each step
     dist, device = ltdist.from_env(device)  # torchrun: join the process group (rank 0 writes the directory)
     try:
         return _train(spec, runtime, run_dir, device, dist)

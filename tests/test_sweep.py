@@ -196,3 +196,14 @@ def test_real_sweep_skips_done_runs_and_reruns_a_deleted_one(tmp_path, grid_file
     assert table.exit_code == 0, table.output
     md = (tmp_path / "rep" / "two.md").read_text()
     assert "| ERM" in md and "| DRW" in md and "(1)" in md
+
+
+def test_cpu_workers_get_passive_openmp_and_the_heap_allocator(monkeypatch):
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")  # a user's own value wins
+    job = Job("a", ["true"], Path("log.txt"))
+    cpu_env = LocalLauncher(jobs=1, threads_per_job=1)._env(job, None)
+    assert cpu_env["OMP_WAIT_POLICY"] == "PASSIVE" and cpu_env["OMP_NUM_THREADS"] == "1"
+    assert cpu_env["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2"
+    gpu_env = LocalLauncher(jobs=1, gpus=["3"])._env(job, "3")
+    assert gpu_env["CUDA_VISIBLE_DEVICES"] == "3" and "OMP_WAIT_POLICY" not in gpu_env
