@@ -715,3 +715,53 @@ def demo(
 
 
 __all__ = ["SweepOutcome", "sweep_grid"]
+
+
+# ----- paired comparisons ------------------------------------------------------------------------
+
+@app.command()
+def compare(
+    file: str = typer.Argument(..., help="Experiment file: its runs are compared (as `table` selects them)."),
+    a: str = typer.Option(..., "--a", help="Arm A: a method or method|key=value ('drw+smcl|mask_locator=center')."),
+    b: str = typer.Option(..., "--b", help="Arm B, the same form."),
+    metric: list[str] = typer.Option(["top1"], "--metric", "-m",
+                                     help="top1, many, medium, few, seen, unseen, gap or few_gap (repeatable)."),
+    results_dir: Path | None = typer.Option(None, "--results-dir", help=RESULTS_HELP),
+    json_out: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
+    markdown: bool = typer.Option(False, "--md", help="Print a Markdown table (for docs)."),
+) -> None:
+    """A − B per seed (same seed, same subset), its mean and 95 % t-interval, per setting and metric."""
+    with user_errors():
+        import pandas as pd
+        from rich.table import Table
+
+        from ltbench.compare import Arm, paired
+        from ltbench.report import collect, select_runs
+
+        grid = _load_grid(file)
+        arm_a, arm_b = Arm.parse(a), Arm.parse(b)
+        frame = select_runs(collect(results_dir or _default_results(), warn=_warn), grid, warn=_warn)
+        if frame.empty:
+            raise LtbenchError(f"no finished runs of {grid.path} under {results_dir or _default_results()}")
+        result = pd.concat([paired(frame, arm_a, arm_b, m) for m in metric], ignore_index=True)
+        if result.empty:
+            raise LtbenchError(f"no setting has finished runs of both {arm_a} and {arm_b} with a common seed")
+        if json_out:
+            typer.echo(result.to_json(orient="records", indent=1))
+            return
+        cols = ("setting", "metric", "seeds", "A", "B", "A − B per seed", "mean A − B (95 % CI)", "verdict")
+        rows = []
+        for r in result.itertuples():
+            hw = "" if r.half_width is None or pd.isna(r.half_width) else f" ± {r.half_width:.2f}"
+            rows.append((r.setting, r.metric, ",".join(map(str, r.seeds)), f"{r.a:.2f}", f"{r.b:.2f}",
+                         " ".join(f"{d:+.2f}" for d in r.diffs), f"{r.diff:+.2f}{hw}", r.verdict))
+        if markdown:
+            typer.echo(f"A = `{arm_a}`, B = `{arm_b}`\n")
+            typer.echo(pd.DataFrame(rows, columns=cols).to_markdown(index=False, disable_numparse=True))
+            return
+        table = Table(title=f"A = {arm_a}   B = {arm_b}   (A − B per seed; 95 % t-interval over seeds)")
+        for col in cols:
+            table.add_column(col, justify="left" if col in ("setting", "metric", "verdict") else "right")
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
