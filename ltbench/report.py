@@ -580,6 +580,10 @@ def build_table(df: pd.DataFrame, grid: Grid, select: str = "last", name: str | 
             if cell.mean is not None and cell.paper is not None and cell.paper_note is None:
                 cell.gap = round(cell.mean - cell.paper, 10) + 0.0  # no -0.00
             cells[(row.key, col.key)] = cell
+    # a background metric of a data set that has none (everything but `shapes`): drop the column
+    columns = [col for col in columns if col.metric not in BACKGROUND_COLUMNS
+               or any(cells[(r.key, col.key)].n for r in rows)
+               or not any(cells[(r.key, col.key)].runs for r in rows)]
     for col in columns:  # bold: best of ours per column
         means = [cells[(r.key, col.key)].mean for r in rows if cells[(r.key, col.key)].mean is not None]
         if len(means) > 1:

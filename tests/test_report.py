@@ -319,3 +319,26 @@ def test_csv_frame_has_one_row_per_cell():
     t = _table()
     df = table_csv_frame(t)
     assert len(df) == len(t.rows) * len(t.columns)
+
+
+def test_background_metrics_columns_only_where_the_data_set_has_them(tmp_path):
+    src = next((RUNS / "cifar100-r100" / "erm").iterdir())
+    base_spec, base_final = json.loads((src / "spec.json").read_text()), json.loads((src / "final.json").read_text())
+    for dataset in ("shapes", "fashion-mnist"):
+        for seed, (seen, unseen) in enumerate([(90.0, 40.0), (92.0, 50.0)]):
+            spec = {**base_spec, "dataset": dataset, "seed": seed, "max_per_class": 500}
+            final = dict(base_final)
+            if dataset == "shapes":
+                final["seen_split"] = {"seen": {"top1": seen}, "unseen": {"top1": unseen},
+                                       "gap": {"top1": seen - unseen}}
+            _put_run(tmp_path / "runs" / f"{dataset}-h500-r100", spec, final)
+    grid_file = tmp_path / "bg.yaml"
+    grid_file.write_text("methods: [erm]\ndatasets: [shapes, fashion-mnist]\nratios: [100]\nseeds: [0, 1]\n"
+                         f"preset: {base_spec['preset']}\nmax_per_class: 500\nmetrics: [top1, seen, unseen, gap]\n")
+    t = build_table(collect(tmp_path / "runs", warn=_no_warnings), load_grid(grid_file), warn=_no_warnings)
+    labels = [c.label for c in t.columns]
+    assert [lab for lab in labels if lab.startswith("shapes")] == [
+        "shapes-LT h500 r100 All", "shapes-LT h500 r100 Seen", "shapes-LT h500 r100 Unseen", "shapes-LT h500 r100 Gap"]
+    assert [lab for lab in labels if lab.startswith("Fashion")] == ["Fashion-MNIST-LT h500 r100 All"]
+    gap = t.cells[("erm", "shapes-h500-r100:gap")]
+    assert (gap.mean, gap.n) == (46.0, 2) and gap.std == pytest.approx(math.sqrt(32.0))
