@@ -24,7 +24,7 @@ from typing import Any
 import pandas as pd
 
 from ltbench.grid import Grid, repo_dir
-from ltbench.results import load_final, read_json, read_jsonl, run_state, spec_dict_hash
+from ltbench.results import jsonable, load_final, read_json, read_jsonl, run_state, spec_dict_hash
 
 Warn = Callable[[str], None]
 
@@ -101,20 +101,10 @@ def fmt_value(value: Any) -> str:
 
 # ----- collecting runs ---------------------------------------------------------------------------
 
-def _canonical(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {k: _canonical(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_canonical(v) for v in obj]
-    if isinstance(obj, float) and obj.is_integer():
-        return int(obj)
-    return obj
-
-
 def config_signature(spec: dict) -> str:
     """Hash of a spec without its seed: runs of one configuration share it."""
     rest = {k: v for k, v in spec.items() if k != "seed"}
-    text = json.dumps(_canonical(rest), sort_keys=True, separators=(",", ":"))
+    text = json.dumps(jsonable(rest), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

@@ -20,11 +20,12 @@ FINAL_KEYS = ("top1", "many", "medium", "few", "group_sizes", "shot_rule", "per_
 _HASH_OMITTED_DEFAULTS: dict[str, Any] = {"image_size": None, "val_select": False}
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
+    """A spec as JSON holds it, with integral floats as ints (100.0 and 100 hash the same)."""
     if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
+        return {k: jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, float) and obj.is_integer():
         return int(obj)  # 100.0 and 100 hash the same
     return obj
@@ -32,7 +33,7 @@ def _jsonable(obj: Any) -> Any:
 
 def canonical_spec_json(spec: dict[str, Any]) -> str:
     """The text a run's hash is taken of (a spec as RunSpec.to_dict or spec.json holds it)."""
-    data = _jsonable(spec)
+    data = jsonable(spec)
     train = dict(data["train"])
     for key, default in _HASH_OMITTED_DEFAULTS.items():
         if train.get(key, default) == default:

@@ -114,7 +114,7 @@ def test_bad_input_is_one_line_and_changes_nothing(sandbox, monkeypatch, args, n
     args = [a.replace(T, str(sandbox["tmp"])).replace(R, str(sandbox["results"])) for a in args]
     before = _snapshot(sandbox["tmp"])
     result = runner.invoke(app, args)
-    assert result.exit_code not in (0, None), result.output
+    assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
     lines = result.output.strip().splitlines()
     assert len(lines) == 1, result.output

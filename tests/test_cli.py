@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import pytest
 from typer.testing import CliRunner
 
 from ltbench.cli import app
@@ -55,24 +54,4 @@ def test_splits_export(tmp_path):
     assert np.bincount(labels[idx]).tolist() == [20, 11, 6, 3, 2]
 
 
-@pytest.mark.parametrize("args,needle", [
-    (["run", "--method", "nope"], "unknown method"),
-    (["run", "--method", "erm", "--dataset", "imagenet"], "unknown data set"),
-    (["run", "--method", "erm", "--ratio", "0"], "ratio must be >= 1"),
-    (["run", "--method", "erm", "--ratio", "-3"], "ratio must be >= 1"),
-    (["run", "--method", "erm", "--ratio", "ten"], "ratio must be a number"),
-    (["run", "--method", "erm", "--set", "foo=1"], "unknown setting 'foo'"),
-    (["run", "--method", "erm", "--set", "epochs=x"], "expects an integer"),
-    (["run", "--method", "erm", "--epochs", "0"], "epochs must be >= 1"),
-    (["run", "--method", "erm", "--set", "noequals"], "key=value"),
-    (["run", "--method", "erm", "--preset", "huge"], "unknown preset"),
-    (["run", "--method", "erm", "--device", "tpu"], "unknown device"),
-    (["run", "--method", "erm", "--dataset", "cifar10", "--data-dir", "/nonexistent/x"], "cifar10 not found"),
-    (["splits", "--dataset", "cifar100", "--ratio", "0"], "ratio must be >= 1"),
-])
-def test_bad_input_gives_one_line(args, needle):
-    result = runner.invoke(app, args)
-    assert result.exit_code == 2
-    assert needle in result.output
-    assert "Traceback" not in result.output
-    assert len(result.output.strip().splitlines()) == 1, result.output
+# Bad input: the corpus in tests/test_bad_input.py.
