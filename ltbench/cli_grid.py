@@ -94,7 +94,9 @@ def run_spec(
             err_console.print(f"busy: {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_LOCKED) from None
         except LtbenchError as exc:  # make the reason visible to `ltbench status`
-            if not (run_dir / "final.json").exists() and not (run_dir / "failed.json").exists():
+            # (failures inside training are recorded by the trainer under the run's lock; these came before)
+            if not getattr(exc, "failure_recorded", False) and not (run_dir / "final.json").exists() \
+                    and not (run_dir / "failed.json").exists() and int(os.environ.get("RANK", "0")) == 0:
                 atomic_write_json(run_dir / "failed.json", {"reason": str(exc), "kind": "error"})
             raise
         _print_final(spec.run_id, results_dir, final)

@@ -17,8 +17,17 @@ import pandas as pd
 from ltbench.errors import LtbenchError
 from ltbench.report import BACKGROUND_COLUMNS, _norm, value_column
 
-# two-sided 95 % Student-t quantiles t(0.975, df), df = 1..10 (standard tables)
-T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228}
+# two-sided 95 % Student-t quantiles t(0.975, df) (standard tables); between listed df the next smaller
+# df is used (a slightly wider, conservative interval); beyond 120 the normal 1.96
+T975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262, 10: 2.228,
+        11: 2.201, 12: 2.179, 13: 2.160, 14: 2.145, 15: 2.131, 16: 2.120, 17: 2.110, 18: 2.101, 19: 2.093,
+        20: 2.086, 25: 2.060, 30: 2.042, 40: 2.021, 60: 2.000, 120: 1.980}
+
+
+def t975(df: int) -> float:
+    if df > 120:
+        return 1.96
+    return T975[max(k for k in T975 if k <= df)]
 METRIC_COLUMNS = {"top1": "top1", "many": "many", "medium": "medium", "few": "few", **BACKGROUND_COLUMNS}
 
 
@@ -71,7 +80,7 @@ def t_interval(diffs: list[float]) -> tuple[float, float | None]:
     if n < 2:
         return mean, None
     sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
-    t = T975.get(n - 1, 1.96)
+    t = t975(n - 1)
     return mean, t * sd / math.sqrt(n)
 
 
@@ -83,8 +92,8 @@ def paired(frame: pd.DataFrame, a: Arm, b: Arm, metric: str = "top1") -> pd.Data
     out = []
     rows_a, rows_b = a.rows(frame), b.rows(frame)
     for setting in sorted(set(rows_a["setting"]) & set(rows_b["setting"])):
-        va = _by_seed(rows_a[rows_a["setting"] == setting], column)
-        vb = _by_seed(rows_b[rows_b["setting"] == setting], column)
+        va = _by_seed(rows_a[rows_a["setting"] == setting], column, a)
+        vb = _by_seed(rows_b[rows_b["setting"] == setting], column, b)
         seeds = sorted(set(va) & set(vb))
         if not seeds:
             continue
@@ -97,7 +106,11 @@ def paired(frame: pd.DataFrame, a: Arm, b: Arm, metric: str = "top1") -> pd.Data
     return pd.DataFrame(out)
 
 
-def _by_seed(rows: pd.DataFrame, column: str) -> dict[int, float]:
+def _by_seed(rows: pd.DataFrame, column: str, arm: Arm) -> dict[int, float]:
+    if rows["seed"].duplicated().any():  # several configurations match: pairing one silently would mislead
+        differ = [c for c in rows.columns if c.startswith(("hp.", "train.")) and rows[c].astype(str).nunique() > 1]
+        raise LtbenchError(f"arm {arm} matches several runs per seed in {rows['setting'].iloc[0]}; fix their "
+                           f"values, e.g. {arm.method}|{differ[0].split('.', 1)[1] if differ else 'key'}=...")
     if column not in rows:
         return {}
     values = pd.to_numeric(rows[column], errors="coerce")

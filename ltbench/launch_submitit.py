@@ -43,7 +43,7 @@ from ltbench.launch import (
     mark_failed,
     torchrun_argv,
 )
-from ltbench.locks import EXIT_LOCKED, LOCK_NAME, lock_is_live
+from ltbench.locks import EXIT_LOCKED, lock_is_live
 from ltbench.results import atomic_write_bytes, atomic_write_json, run_state
 
 CLUSTERS = ("slurm", "local")
@@ -171,14 +171,6 @@ def _stop_worker(proc: subprocess.Popen, grace_s: float = STOP_GRACE_S) -> None:
             continue
 
 
-def release_stale_lock(run_dir: Path) -> None:
-    """Delete the run's lock if its holder was a process of this host that is gone (a worker killed
-    before it could release it); a requeued attempt on another node would otherwise take it as live."""
-    path = Path(run_dir) / LOCK_NAME
-    if path.exists() and not lock_is_live(run_dir):
-        path.unlink(missing_ok=True)
-
-
 class RunTask(Checkpointable):
     """One array element: train one run through its worker command; requeued on pre-emption/timeout."""
 
@@ -201,7 +193,6 @@ class RunTask(Checkpointable):
         """0 (trained, or found done), EXIT_LOCKED (another process trains it); raises RunFailed."""
         self.attempt += 1
         job_id = _job_id()
-        release_stale_lock(self.run_dir)
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
             where = f"submitit job {job_id}, attempt {self.attempt}, {socket.gethostname()}"
@@ -235,7 +226,6 @@ class RunTask(Checkpointable):
                 _stop_worker(proc)
                 self._proc = None
                 (self.run_dir / WORKER_FILE).unlink(missing_ok=True)
-                release_stale_lock(self.run_dir)
         if code in (0, EXIT_LOCKED):
             return code
         mark_failed(self.run_dir, code, self.log_path)

@@ -1,17 +1,21 @@
-"""One trainer per run directory: an exclusive lock file naming its holder (pid, host).
+"""One trainer per run directory: an exclusive `flock` on the run's `lock` file, which names its holder.
 
-Two sweeps pointed at the same results folder must not train the same run twice. The lock is
-created with O_CREAT | O_EXCL (atomic on local and NFSv3+ file systems). A lock whose holder is a
-dead process on this host is stale and is taken over; a lock held from another host is respected
-(its liveness cannot be checked from here) and reported with how to clear it.
+Two sweeps pointed at the same results folder must not train the same run twice. The lock is an
+advisory `flock(LOCK_EX)` held on an open descriptor for the whole training session, so the kernel
+releases it when the holder dies, however it dies: a lock file left behind by a killed process is stale
+by construction and simply taken over (no pid guessing, no delete-then-create race). On NFS, Linux maps
+`flock` to POSIX byte-range locks, so holders on other hosts are respected too. The file's content
+(pid, host, since) is only for messages and `ltbench status`.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import socket
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -37,6 +41,7 @@ def pid_alive(pid: int) -> bool:
 
 
 def read_lock(run_dir: Path) -> dict | None:
+    """The holder a lock file names (the last one, if the lock is not held now)."""
     try:
         return json.loads((Path(run_dir) / LOCK_NAME).read_text())
     except (OSError, ValueError):
@@ -44,45 +49,51 @@ def read_lock(run_dir: Path) -> dict | None:
 
 
 def lock_is_live(run_dir: Path) -> bool:
-    """True if a lock exists and its holder may still be running."""
-    path = Path(run_dir) / LOCK_NAME
-    if not path.exists():
-        return False
-    holder = read_lock(run_dir)
-    if holder is None:  # being written right now, or damaged: treat as live unless old
-        return time.time() - path.stat().st_mtime < 60
-    if holder.get("host") != socket.gethostname():
-        return True
-    return pid_alive(int(holder.get("pid", -1)))
-
-
-def _try_create(path: Path) -> bool:
+    """True if a process holds the run's lock right now (probed with a non-blocking shared flock)."""
     try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-    except FileExistsError:
+        fd = os.open(Path(run_dir) / LOCK_NAME, os.O_RDONLY)
+    except OSError:
         return False
-    with os.fdopen(fd, "w") as fh:
-        json.dump({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}, fh)
-    return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops the probe's shared lock
+    return False
+
+
+def _acquire(path: Path) -> int:
+    """An fd holding LOCK_EX on the file now at `path`; RunLocked if a live process holds it."""
+    while True:
+        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            holder = read_lock(path.parent) or {}
+            raise RunLocked(f"{path.parent} is being trained by pid {holder.get('pid', '?')} on "
+                            f"{holder.get('host', '?')}") from None
+        try:  # the previous holder unlinks the file on release: a lock on that old inode guards nothing
+            current = os.stat(path).st_ino
+        except FileNotFoundError:
+            current = None
+        if current == os.fstat(fd).st_ino:
+            return fd
+        os.close(fd)
 
 
 @contextmanager
-def run_lock(run_dir: Path):
+def run_lock(run_dir: Path) -> Iterator[None]:
     """Hold the run directory's lock for the duration of the block."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     path = run_dir / LOCK_NAME
-    if not _try_create(path):
-        if lock_is_live(run_dir):
-            holder = read_lock(run_dir) or {}
-            raise RunLocked(f"{run_dir} is being trained by pid {holder.get('pid', '?')} on "
-                            f"{holder.get('host', '?')}; if that process is gone, delete {path}")
-        path.unlink(missing_ok=True)  # stale: its holder died
-        if not _try_create(path):
-            raise RunLocked(f"{run_dir} was claimed by another process just now")
+    fd = _acquire(path)
     try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": time.time()}).encode(), 0)
         yield
     finally:
-        holder = read_lock(run_dir)
-        if holder and holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():
-            path.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)  # while still holding it: a waiter re-checks the inode (above)
+        os.close(fd)

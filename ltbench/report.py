@@ -45,6 +45,7 @@ METRIC_LABELS = {"top1": "All", "many": "Many", "medium": "Med", "few": "Few", "
                  "gap": "Gap", "few_gap": "Few gap"}
 # shapes' background metrics (final.json `seen_split`): test images whose (class, background) pair was seen
 # in training vs not, and the gap between them ("background reliance"); last epoch only
+LOWER_IS_BETTER = {"gap", "few_gap"}
 BACKGROUND_COLUMNS = {"seen": "seen_split.seen.top1", "unseen": "seen_split.unseen.top1",
                       "gap": "seen_split.gap.top1", "few_gap": "seen_split.gap.few"}
 SELECT_COLUMNS = {"last": {m: m for m in METRICS},
@@ -574,10 +575,10 @@ def build_table(df: pd.DataFrame, grid: Grid, select: str = "last", name: str | 
     columns = [col for col in columns if col.metric not in BACKGROUND_COLUMNS
                or any(cells[(r.key, col.key)].n for r in rows)
                or not any(cells[(r.key, col.key)].runs for r in rows)]
-    for col in columns:  # bold: best of ours per column
+    for col in columns:  # bold: best of ours per column (for a gap, the smallest: less background reliance)
         means = [cells[(r.key, col.key)].mean for r in rows if cells[(r.key, col.key)].mean is not None]
         if len(means) > 1:
-            top = max(means)
+            top = min(means) if col.metric in LOWER_IS_BETTER else max(means)
             for r in rows:
                 c = cells[(r.key, col.key)]
                 c.best = c.mean is not None and math.isclose(c.mean, top, rel_tol=0, abs_tol=1e-9)
@@ -590,7 +591,8 @@ def build_table(df: pd.DataFrame, grid: Grid, select: str = "last", name: str | 
     result = TableResult(name=name, title=title, layout=layout, select=select, rows=rows, columns=columns,
                          cells=cells, vary_keys=vary_keys, seeds=grid.seeds, show_paper=show_paper,
                          caption="", frame=frame, paper_cols=paper_cols)
-    used = {c.note for c in cells.values()} | {c.paper_note for c in cells.values()}
+    shown = [cells[(r.key, col.key)] for r in rows for col in columns]  # footnotes of dropped columns: gone
+    used = {c.note for c in shown} | {c.paper_note for c in shown}
     result.notes = [k for k in NOTES if k in used]
     result.caption = _caption(result, grid, frame)
     return result

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 import traceback
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,7 +33,7 @@ from ltbench.config import RunSpec
 from ltbench.data.datasets import DataBundle, build_bundle
 from ltbench.data.sampling import class_index_table, class_sampling_probabilities, sample_indices
 from ltbench.errors import LtbenchError
-from ltbench.locks import run_lock
+from ltbench.locks import RunLocked, run_lock
 from ltbench.method import Batch, Method, TrainerServices
 from ltbench.metrics import confusion_matrix, subset_accuracy, summarize
 from ltbench.models import build_model
@@ -389,9 +389,10 @@ def train(spec: RunSpec, runtime: RuntimeOptions) -> dict[str, Any]:
     Raises RunLocked when another live process holds the run directory's lock.
     """
     run_dir = run_directory(spec, runtime.results_dir)
-    done = _finished(run_dir)
-    if done is not None and not runtime.force:
-        return done
+    if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # under torchrun, rank 0 decides for all (below)
+        done = _finished(run_dir)
+        if done is not None and not runtime.force:
+            return done
     device = resolve_device(runtime.device)
     if device.type == "cpu":
         cpu.keep_buffers_on_heap()  # speed only: big activation buffers are reused, not re-mmapped each step
@@ -407,12 +408,23 @@ def _train(spec: RunSpec, runtime: RuntimeOptions, run_dir: Path, device: torch.
     bundle = build_bundle(spec.dataset, spec.ratio, spec.profile, spec.data_seed, spec.max_per_class,
                           runtime.data_dir, runtime.download, split_dir=runtime.split_dir,
                           with_val=spec.train.val_select)
-    # One trainer per run directory (two sweeps on one results folder): rank 0 holds the lock. Taken
-    # only once the inputs are known to be good, so bad input leaves no directory behind.
-    with run_lock(run_dir) if dist.is_main else nullcontext():
-        done = None if dist.active else _finished(run_dir)
-        if done is not None and not runtime.force:
-            return done  # another process finished it while this one was loading data
+    # One trainer per run directory (two sweeps on one results folder): rank 0 takes the lock, only once
+    # the inputs are known to be good (bad input leaves no directory behind), and tells every rank
+    # whether to train, to return the result another process finished meanwhile, or to give up.
+    with ExitStack() as held:
+        verdict = ("train", "")
+        if dist.is_main:
+            try:
+                held.enter_context(run_lock(run_dir))
+                if _finished(run_dir) is not None and not runtime.force:
+                    verdict = ("done", "")
+            except RunLocked as exc:
+                verdict = ("locked", str(exc))
+        verdict = dist.gather_objects(verdict)[0]
+        if verdict[0] == "locked":
+            raise RunLocked(verdict[1])
+        if verdict[0] == "done":
+            return _finished(run_dir)
         if dist.is_main:
             _claim(run_dir, spec, runtime.force)
         dist.barrier()
@@ -421,20 +433,27 @@ def _train(spec: RunSpec, runtime: RuntimeOptions, run_dir: Path, device: torch.
 
 def _train_claimed(spec: RunSpec, runtime: RuntimeOptions, run_dir: Path, device: torch.device,
                    dist: ltdist.Dist, bundle: DataBundle) -> dict[str, Any]:
-    trainer = Trainer(spec, bundle, device, runtime, dist)
+    """Train a claimed run; any failure is recorded in failed.json while the lock is still held."""
     try:
-        return _loop(trainer, run_dir, runtime)
+        return _loop(Trainer(spec, bundle, device, runtime, dist), run_dir, runtime)
     except RunDiverged as exc:
-        if dist.is_main:
-            atomic_write_json(run_dir / "failed.json", {"reason": str(exc), "kind": "diverged"})
+        _record_failure(run_dir, dist, exc, {"reason": str(exc), "kind": "diverged"})
         raise
-    except (LtbenchError, KeyboardInterrupt):
+    except LtbenchError as exc:  # e.g. a last.pt of another spec: the user's to fix, the reason is kept
+        _record_failure(run_dir, dist, exc, {"reason": str(exc), "kind": "error"})
         raise
+    except KeyboardInterrupt:
+        raise  # stopped, not failed: the run resumes from last.pt
     except Exception as exc:
-        if dist.is_main:
-            atomic_write_json(run_dir / "failed.json", {"reason": f"{type(exc).__name__}: {exc}",
-                                                        "traceback": traceback.format_exc()})
+        _record_failure(run_dir, dist, exc, {"reason": f"{type(exc).__name__}: {exc}",
+                                             "traceback": traceback.format_exc()})
         raise
+
+
+def _record_failure(run_dir: Path, dist: ltdist.Dist, exc: BaseException, record: dict[str, Any]) -> None:
+    if dist.is_main:
+        atomic_write_json(run_dir / "failed.json", record)
+    exc.failure_recorded = True  # callers (the sweep worker) must not write another, outside the lock
 
 
 def _claim(run_dir: Path, spec: RunSpec, force: bool) -> None:
@@ -453,8 +472,11 @@ def _claim(run_dir: Path, spec: RunSpec, force: bool) -> None:
         for name in ("final.json", "failed.json", "last.pt", "metrics.jsonl"):
             (run_dir / name).unlink(missing_ok=True)
     (run_dir / "failed.json").unlink(missing_ok=True)
-    for tmp in run_dir.glob(".*.tmp"):  # temp files of writes a kill interrupted (we hold the lock)
-        tmp.unlink(missing_ok=True)
+    # temp files of the trainer's own writes that a kill interrupted (only the lock holder writes these;
+    # spec.json, worker.json and submitted.json are also written by launchers, so theirs are left alone)
+    for name in ("last.pt", "final.json", "metrics.jsonl", "env.json"):
+        for tmp in run_dir.glob(f".{name}.*.tmp"):
+            tmp.unlink(missing_ok=True)
     atomic_write_json(spec_path, spec.to_dict())
 
 

@@ -53,3 +53,20 @@ def test_cli_compare_json_and_one_line_errors():
     assert rows[0]["diff"] == pytest.approx((6.0 + 6.4 + 5.7) / 3)
     bad = runner.invoke(app, [*args[:5], "nope", *args[6:]])
     assert bad.exit_code == 2 and len(bad.output.strip().splitlines()) == 1 and "no setting" in bad.output
+
+
+def test_t_quantiles_between_and_beyond_the_table():
+    from ltbench.compare import t975
+
+    assert (t975(2), t975(11), t975(22), t975(500)) == (4.303, 2.201, 2.086, 1.96)
+
+
+def test_an_arm_matching_several_configurations_must_be_pinned():
+    import pandas as pd
+
+    frame = pd.DataFrame({"method": ["smcl"] * 4 + ["scl"] * 2, "setting": ["s"] * 6, "seed": [0, 0, 1, 1, 0, 1],
+                          "hp.mask_prob": [0.2, 0.5, 0.2, 0.5, None, None], "top1": [50, 40, 52, 41, 45, 46]})
+    with pytest.raises(LtbenchError, match=r"several runs per seed.*smcl\|mask_prob="):
+        paired(frame, Arm.parse("smcl"), Arm.parse("scl"))
+    pinned = paired(frame, Arm.parse("smcl|mask_prob=0.20"), Arm.parse("scl")).iloc[0]
+    assert pinned["diffs"] == [5.0, 6.0]

@@ -32,7 +32,6 @@ from ltbench.launch_submitit import (  # noqa: E402  (needs submitit)
     RunTask,
     SubmititOptions,
     parse_slurm_args,
-    release_stale_lock,
     slurm_parameters,
 )
 
@@ -298,16 +297,6 @@ def test_state_of_a_submitted_run(tmp_path):
         assert launch.state_of(run_dir) == state
     (run_dir / "failed.json").write_text('{"reason": "x"}')
     assert launch.state_of(run_dir) == "failed"
-
-
-def test_a_dead_workers_lock_is_released_for_the_next_attempt(tmp_path):
-    dead = subprocess.Popen([sys.executable, "-c", "pass"])
-    dead.wait()
-    lock = tmp_path / "lock"
-    for pid, kept in ((os.getpid(), True), (dead.pid, False)):
-        lock.write_text(json.dumps({"pid": pid, "host": socket.gethostname(), "since": time.time()}))
-        release_stale_lock(tmp_path)
-        assert lock.exists() == kept
 
 
 # ----- time estimates ------------------------------------------------------------------------------
