@@ -64,7 +64,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write to a temp file in the same folder, fsync, then rename: readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # the writer's pid in the temp name: whoever claims the run later can tell an orphan (dead writer,
+    # e.g. killed mid-write) from another live process's write in progress (see orphan_temp_files)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp")
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the file the usual mode
         with os.fdopen(fd, "wb") as fh:
@@ -79,6 +81,19 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def orphan_temp_files(folder: Path) -> list[Path]:
+    """Temp files of atomic writes in `folder` whose writer (on this host) is no longer running."""
+    from ltbench.locks import pid_alive
+
+    orphans = []
+    for tmp in Path(folder).glob(".*.tmp"):
+        parts = tmp.name.rsplit(".", 3)  # .<name>.<pid>.<random>.tmp
+        pid = int(parts[1]) if len(parts) == 4 and parts[1].isdigit() else None
+        if pid is None or (pid != os.getpid() and not pid_alive(pid)):
+            orphans.append(tmp)
+    return orphans
 
 
 def atomic_write_json(path: Path, obj: Any) -> None:

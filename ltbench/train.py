@@ -43,6 +43,7 @@ from ltbench.results import (
     atomic_write_bytes,
     atomic_write_json,
     load_final,
+    orphan_temp_files,
     read_json,
     read_jsonl,
 )
@@ -472,11 +473,8 @@ def _claim(run_dir: Path, spec: RunSpec, force: bool) -> None:
         for name in ("final.json", "failed.json", "last.pt", "metrics.jsonl"):
             (run_dir / name).unlink(missing_ok=True)
     (run_dir / "failed.json").unlink(missing_ok=True)
-    # temp files of the trainer's own writes that a kill interrupted (only the lock holder writes these;
-    # spec.json, worker.json and submitted.json are also written by launchers, so theirs are left alone)
-    for name in ("last.pt", "final.json", "metrics.jsonl", "env.json"):
-        for tmp in run_dir.glob(f".{name}.*.tmp"):
-            tmp.unlink(missing_ok=True)
+    for tmp in orphan_temp_files(run_dir):  # half-written files of writers a kill interrupted
+        tmp.unlink(missing_ok=True)
     atomic_write_json(spec_path, spec.to_dict())
 
 

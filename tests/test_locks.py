@@ -67,3 +67,20 @@ def test_a_lock_file_nobody_holds_is_taken_over(tmp_path, host):
     assert not lock_is_live(run_dir)
     with run_lock(run_dir):
         assert lock_is_live(run_dir)
+
+
+def test_orphan_temp_files_are_those_of_dead_writers(tmp_path):
+    from ltbench.results import orphan_temp_files
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        names = {"dead": f".last.pt.{dead.pid}.k2j3.tmp", "live": f".spec.json.{live.pid}.a8f1.tmp",
+                 "legacy": ".final.json.x7q2.tmp"}  # written before temp names carried the pid
+        for name in names.values():
+            (tmp_path / name).write_bytes(b"half")
+        assert sorted(p.name for p in orphan_temp_files(tmp_path)) == sorted([names["dead"], names["legacy"]])
+    finally:
+        live.kill()
+        live.wait()
