@@ -253,7 +253,26 @@ def data_cache(
 
 
 def main() -> None:
-    app()
+    """The `ltbench` command. Usage errors (unknown option, missing or malformed value) get the same
+    one-line `error:` form as every other user error, not Typer's multi-line box."""
+    try:
+        code = app(standalone_mode=False)
+    except Exception as exc:
+        if not _is_usage_error(exc):
+            raise
+        if type(exc).__name__ != "NoArgsIsHelpError":  # the help text was already printed
+            ctx = getattr(exc, "ctx", None)
+            hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
+            message = " ".join(exc.format_message().split())
+            err_console.print(f"[red]error:[/red] {escape(message)}{escape(hint)}", highlight=False, soft_wrap=True)
+        sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _is_usage_error(exc: Exception) -> bool:
+    """Click's exceptions, recognised by interface: Typer vendors Click privately (typer._click), so
+    the class cannot be imported from a public module."""
+    return isinstance(getattr(exc, "exit_code", None), int) and callable(getattr(exc, "format_message", None))
 
 
 # Sub-command modules register themselves on `app`; imported last because they import `app` from here.

@@ -152,3 +152,42 @@ def test_debug_shows_the_traceback(sandbox):
     result = runner.invoke(app, ["--debug", "run", "-m", "nope"])
     assert result.exit_code != 0
     assert isinstance(result.exception, Exception) and "unknown method" in str(result.exception)
+
+
+USAGE_CASES = [
+    (["run", "--bogus"], "No such option: --bogus"),
+    (["run", "-m", "erm", "--epochs", "x"], "Invalid value for '--epochs'"),
+    (["run"], "Missing option '--method'"),
+    (["compare", "experiments/demo.yaml"], "Missing option '--a'"),
+    (["nosuch"], "No such command 'nosuch'"),
+]
+
+
+@pytest.mark.parametrize("args,needle", USAGE_CASES, ids=[" ".join(a) for a, _ in USAGE_CASES])
+def test_usage_errors_are_one_line_too(monkeypatch, capsys, args, needle):
+    """What the parser rejects (through the real entry point, not CliRunner) gets the same one-line form."""
+    from ltbench.cli import main
+
+    monkeypatch.setattr("sys.argv", ["ltbench", *args])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("error: ") and needle in err[0] and "--help" in err[0], err[0]
+
+
+def test_the_entry_point_keeps_exit_codes(monkeypatch, capsys):
+    """A command's own exit code (here: a one-line user error, 2) and success (0) pass through main()."""
+    from ltbench.cli import main
+
+    monkeypatch.setattr("sys.argv", ["ltbench", "list", "presets"])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    assert stop.value.code == 0 and "cpu" in capsys.readouterr().out
+    monkeypatch.setattr("sys.argv", ["ltbench", "table", "/nonexistent/grid.yaml"])
+    with pytest.raises(SystemExit) as stop:
+        main()
+    assert stop.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: experiment file /nonexistent/grid.yaml does not exist"]
