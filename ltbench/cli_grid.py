@@ -109,10 +109,11 @@ class SweepOutcome:
     planned: list = field(default_factory=list)
     ran: int = 0
     failed: list = field(default_factory=list)  # (PlannedRun, JobResult)
+    held: list = field(default_factory=list)  # PlannedRun: diverged before, not rerun (--retry-diverged)
 
     @property
     def ok(self) -> bool:
-        return not self.failed
+        return not self.failed and not self.held
 
 
 def _load_grid(file: str, methods: str | None = None):
@@ -214,7 +215,7 @@ def _print_estimate(say, todo, estimates, benches, results_dir: Path, gpus_per_r
 def sweep_grid(grid, results_dir: Path, jobs: int = 1, data_dir: Path | None = None, device: str = "auto",
                gpus: str | None = None, launcher: str = "local", dry_run: bool = False, *,
                launcher_options: dict | None = None, resubmit: bool = False,
-               bench: list[Path] | None = None) -> SweepOutcome:
+               bench: list[Path] | None = None, retry_diverged: bool = False) -> SweepOutcome:
     """Expand, plan, print, run what is not done; returns what happened (the CLI decides the exit).
 
     `launcher_options` go to a detached launcher (`print`, `submitit`: gpus_per_run, cluster, partition,
@@ -237,8 +238,8 @@ def sweep_grid(grid, results_dir: Path, jobs: int = 1, data_dir: Path | None = N
         raise LtbenchError(f"--jobs must be >= 1, got {jobs}")
     get_launcher_class(launcher)
     runs = expand(grid)
-    planned = plan(runs, results_dir, resubmit)
-    outcome = SweepOutcome(planned=planned)
+    planned = plan(runs, results_dir, resubmit, retry_diverged)
+    outcome = SweepOutcome(planned=planned, held=[p for p in planned if p.held_diverged])
     todo = [p for p in planned if p.action != "skip"]
     say = _say_err if launcher == "print" else _say
     options = dict(launcher_options or {})
@@ -248,6 +249,11 @@ def sweep_grid(grid, results_dir: Path, jobs: int = 1, data_dir: Path | None = N
         (err_console if launcher == "print" else console).print(_plan_table(planned, estimates))
         say(f"dry run: would run {len(todo)}, skip {len(planned) - len(todo)}")
         _print_estimate(say, todo, estimates, benches, results_dir, options.get("gpus_per_run"))
+        _print_held(outcome)
+        return outcome
+    _print_held(outcome)
+    if not todo and outcome.held:
+        say("nothing else to run")
         return outcome
     if not todo:
         pending = sum(p.state == "submitted" for p in planned)
@@ -365,6 +371,16 @@ def _failure_reason(run_dir: Path) -> str | None:
     return str(reason).strip().splitlines()[0] if reason else None
 
 
+def _print_held(outcome: SweepOutcome) -> None:
+    if not outcome.held:
+        return
+    err_console.print(f"[yellow]not rerun: {len(outcome.held)} run(s) diverged before[/yellow] (the same spec "
+                      "diverges again; change it, or --retry-diverged reruns them):", highlight=False, soft_wrap=True)
+    for p in outcome.held:
+        err_console.print(f"  {p.run_id}: {_failure_reason(p.run_dir) or 'diverged'}", highlight=False,
+                          soft_wrap=True, markup=False)
+
+
 def _print_failures(outcome: SweepOutcome) -> None:
     from ltbench.launch import log_tail
 
@@ -410,6 +426,8 @@ def sweep(
     wait: bool = typer.Option(False, "--wait", help="submitit: wait for the array and report like a local sweep."),
     resubmit: bool = typer.Option(False, "--resubmit", help="Also submit runs recorded as submitted (their job "
                                   "was cancelled or lost)."),
+    retry_diverged: bool = typer.Option(False, "--retry-diverged", help="Also rerun runs that diverged (by "
+                                        "default they are reported and skipped: the same spec diverges again)."),
 ) -> None:
     """Run every run of a grid that is not done yet (resuming interrupted ones); N at a time, or on a cluster."""
     with user_errors():
@@ -437,8 +455,9 @@ def sweep(
                                "--array-parallelism and --gpus-per-run")
         grid = _load_grid(file, methods)
         outcome = sweep_grid(grid, results_dir or _default_results(), jobs, data_dir, device, gpus, launcher,
-                             dry_run, launcher_options=options, resubmit=resubmit, bench=list(bench) or None)
-    if not outcome.ok:
+                             dry_run, launcher_options=options, resubmit=resubmit, bench=list(bench) or None,
+                             retry_diverged=retry_diverged)
+    if not outcome.ok and not dry_run:
         raise typer.Exit(1)
 
 

@@ -51,15 +51,25 @@ class PlannedRun:
     run_dir: Path
     state: str
     resubmit: bool = False  # submit a "submitted" run again (its job was cancelled or lost)
+    failure_kind: str | None = None  # failed.json's "kind" for a failed run ("diverged", "error", ...)
+    retry_diverged: bool = False
 
     @property
     def run_id(self) -> str:
         return self.run.run_id
 
     @property
+    def held_diverged(self) -> bool:
+        """A run that diverged is not rerun by default: the same spec (same seed, same data) diverges
+        again, so a rerun only spends compute; --retry-diverged asks for it anyway."""
+        return self.state == "failed" and self.failure_kind == "diverged" and not self.retry_diverged
+
+    @property
     def action(self) -> str:
         if self.state == "submitted" and self.resubmit:
             return "resubmit"
+        if self.held_diverged:
+            return "skip"
         return ACTIONS.get(self.state, "run")
 
 
@@ -112,10 +122,25 @@ def state_of(run_dir: Path) -> str:
     return state
 
 
-def plan(runs: Sequence[GridRun], results_dir: Path, resubmit: bool = False) -> list[PlannedRun]:
+def plan(runs: Sequence[GridRun], results_dir: Path, resubmit: bool = False,
+         retry_diverged: bool = False) -> list[PlannedRun]:
     """Classify every run of a grid by what is on disk."""
     root = Path(results_dir)
-    return [PlannedRun(r, root / r.run_id, state_of(root / r.run_id), resubmit) for r in runs]
+    planned = []
+    for r in runs:
+        state = state_of(root / r.run_id)
+        kind = failure_kind(root / r.run_id) if state == "failed" else None
+        planned.append(PlannedRun(r, root / r.run_id, state, resubmit, kind, retry_diverged))
+    return planned
+
+
+def failure_kind(run_dir: Path) -> str | None:
+    """The "kind" of a failed run's failed.json (None if it has none or cannot be read)."""
+    try:
+        info = read_json(Path(run_dir) / "failed.json")
+    except (OSError, ValueError):
+        return None
+    return info.get("kind") if isinstance(info, dict) else None
 
 
 def log_tail(path: Path, lines: int = 5) -> list[str]:

@@ -153,6 +153,15 @@ def test_a_diverging_run_is_failed_with_its_reason_and_the_sweep_goes_on(tmp_pat
         assert json.loads((d / "failed.json").read_text())["kind"] == "diverged"
     assert "non-finite training loss" in swept.stderr + swept.stdout
 
+    # sweeping again does not spend compute on them: reported, skipped, the sweep still exits 1
+    records = {d: (d / "failed.json").read_bytes() for d in failed}
+    again = _ltbench(["sweep", str(grid), "--results-dir", str(results), "--device", "cpu"])
+    assert again.returncode == 1
+    assert "not rerun: 2 run(s) diverged" in again.stderr and "--retry-diverged" in again.stderr
+    assert {d: (d / "failed.json").read_bytes() for d in failed} == records
+    planned = _ltbench(["sweep", str(grid), "--results-dir", str(results), "--dry-run", "--retry-diverged"])
+    assert planned.returncode == 0 and "would run 2, skip 2" in planned.stdout
+
     status = _ltbench(["status", "--results-dir", str(results)])
     assert "failed 2" in status.stdout and "non-finite training loss" in status.stdout
     table = _ltbench(["table", str(grid), "--results-dir", str(results), "--out", str(tmp_path / "rep")])

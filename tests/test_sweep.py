@@ -153,6 +153,12 @@ def test_plan_classifies_run_directories(tmp_path, grid_file):
     assert [p.action for p in plan(runs, root)] == ["resume", "run"]
     (root / runs[0].run_id / "failed.json").write_text('{"reason": "x"}')
     assert plan(runs, root)[0].action == "rerun"
+    # a diverged run is held (the same spec diverges again) unless asked for
+    (root / runs[0].run_id / "failed.json").write_text('{"reason": "non-finite loss", "kind": "diverged"}')
+    assert (plan(runs, root)[0].state, plan(runs, root)[0].action) == ("failed", "skip")
+    assert plan(runs, root, retry_diverged=True)[0].action == "rerun"
+    (root / runs[0].run_id / "failed.json").write_text('{"reason": "x", "kind": "error"}')
+    assert plan(runs, root)[0].action == "rerun"
     # a live worker (here: this very process) holds the run: another sweep leaves it alone
     worker = root / runs[0].run_id / launch.WORKER_FILE
     worker.write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname()}))
