@@ -14,6 +14,7 @@ mkdir -p "$OUT"
 "$LTBENCH" table experiments/cpu-study.yaml --results-dir "$RUNS" --out "$OUT"
 "$LTBENCH" ablate experiments/cpu-study-masking.yaml --results-dir "$RUNS" --collect-only --out "$OUT" --no-show
 "$LTBENCH" ablate experiments/cpu-study-fill.yaml --results-dir "$RUNS" --collect-only --out "$OUT" --no-show
+"$LTBENCH" ablate experiments/cpu-study-depth.yaml --results-dir "$RUNS" --collect-only --out "$OUT" --no-show
 "$LTBENCH" plot per-class --grid experiments/cpu-study.yaml --results-dir "$RUNS" \
     --out "$OUT/cpu-study-per-class.png"
 
@@ -55,5 +56,11 @@ compare() {
     compare cpu-study smcl scl gap unseen
     compare cpu-study drw+smcl drw gap unseen
     compare cpu-study-masking 'drw+smcl|mask_locator=saliency' 'drw+smcl|mask_locator=random' gap unseen
+    echo
+    echo "## Depth check: does ResNet-8 keep ResNet-32's ordering? (seed 0)"
+    compare cpu-study-depth 'drw|backbone=resnet8' 'erm|backbone=resnet8' top1 few
+    compare cpu-study-depth 'drw|backbone=resnet32' 'erm|backbone=resnet32' top1 few
+    compare cpu-study-depth 'smcl|backbone=resnet8' 'scl|backbone=resnet8' top1 few
+    compare cpu-study-depth 'smcl|backbone=resnet32' 'scl|backbone=resnet32' top1 few
 } > "$QUESTIONS"
 echo "wrote $QUESTIONS"
