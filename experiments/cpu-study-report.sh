@@ -24,7 +24,7 @@ compare() {
     shift 3
     local metrics=()
     for m in "$@"; do metrics+=(-m "$m"); done
-    printf '\nA = `%s`, B = `%s`\n\n' "$a" "$b"
+    echo
     # A grid still running may have no common seed yet: say so in the file instead of stopping.
     "$LTBENCH" compare "experiments/$grid.yaml" --results-dir "$RUNS" --a "$a" --b "$b" "${metrics[@]}" --md \
         2>&1 || echo "(not available yet)"
