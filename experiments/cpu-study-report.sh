@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Rebuild every table, figure and paired comparison of the CPU study (docs/cpu-study.md) from the
-# committed records under results/cpu-study/. Trains nothing; runs in seconds.
+# committed records under results/cpu-study/. Trains nothing; takes under a minute.
 #   bash experiments/cpu-study-report.sh            # writes into results/reports/
-# LTBENCH (default: ltbench on PATH) and OUT (default: results/reports) can be overridden.
+# LTBENCH (default: ltbench on PATH), RUNS (default: results/cpu-study) and OUT (default:
+# results/reports) can be overridden.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 LTBENCH=${LTBENCH:-ltbench}
-RUNS=results/cpu-study
+RUNS=${RUNS:-results/cpu-study}
 OUT=${OUT:-results/reports}
 QUESTIONS=$OUT/cpu-study-questions.md
 mkdir -p "$OUT"

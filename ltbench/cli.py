@@ -257,10 +257,17 @@ def main() -> None:
     one-line `error:` form as every other user error, not Typer's multi-line box."""
     try:
         code = app(standalone_mode=False)
+    except typer.Abort:
+        err_console.print("[red]error:[/red] aborted", highlight=False)
+        sys.exit(1)
     except Exception as exc:
         if not _is_usage_error(exc):
             raise
-        if type(exc).__name__ != "NoArgsIsHelpError":  # the help text was already printed
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            # with rich help Typer has printed it already and the message is empty; without, it is the help
+            if exc.format_message().strip():
+                print(exc.format_message(), file=sys.stderr)
+        else:
             ctx = getattr(exc, "ctx", None)
             hint = f" (see '{ctx.command_path} --help')" if ctx is not None else ""
             message = " ".join(exc.format_message().split())

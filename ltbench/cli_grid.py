@@ -110,10 +110,12 @@ class SweepOutcome:
     ran: int = 0
     failed: list = field(default_factory=list)  # (PlannedRun, JobResult)
     held: list = field(default_factory=list)  # PlannedRun: diverged before, not rerun (--retry-diverged)
+    waited: bool = True  # False for a dry run and for printed / submitted-and-left runs
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.held
+        """No run failed, and (when the sweep waited for its runs) none is held back as diverged."""
+        return not self.failed and not (self.held and self.waited)
 
 
 def _load_grid(file: str, methods: str | None = None):
@@ -224,6 +226,7 @@ def sweep_grid(grid, results_dir: Path, jobs: int = 1, data_dir: Path | None = N
     from ltbench.launch import (
         DETACHED,
         SUBMITTED_FILE,
+        archive_attempt,
         get_launcher,
         get_launcher_class,
         launcher_folder,
@@ -249,18 +252,21 @@ def sweep_grid(grid, results_dir: Path, jobs: int = 1, data_dir: Path | None = N
         (err_console if launcher == "print" else console).print(_plan_table(planned, estimates))
         say(f"dry run: would run {len(todo)}, skip {len(planned) - len(todo)}")
         _print_estimate(say, todo, estimates, benches, results_dir, options.get("gpus_per_run"))
-        _print_held(outcome)
+        _print_held(outcome, grid.path)
+        outcome.waited = False
         return outcome
-    _print_held(outcome)
-    if not todo and outcome.held:
-        say("nothing else to run")
-        return outcome
+    _print_held(outcome, grid.path)
     if not todo:
         pending = sum(p.state == "submitted" for p in planned)
-        say("nothing to run: every run is done" + (" or running" if pending < len(planned) else "")
+        held = f" or diverged ({len(outcome.held)}, listed above)" if outcome.held else ""
+        say("nothing to run: every run is done" + (" or running" if pending < len(planned) else "") + held
             + (f" or submitted ({pending}; --resubmit submits them again if their jobs are gone)"
                if pending else ""))
         return outcome
+    if retry_diverged:
+        for p in todo:
+            if p.state == "failed" and p.failure_kind == "diverged":
+                archive_attempt(p.run_dir)  # starts over from epoch 0; the attempt is kept inside the run
     _check_writable(results_dir)
     detached = launcher in DETACHED
     if detached:
@@ -351,12 +357,17 @@ def sweep_grid(grid, results_dir: Path, jobs: int = 1, data_dir: Path | None = N
         raise typer.Exit(130) from None
     if launcher == "print":
         say(f"printed {len(job_list)} command(s), one per run; nothing was run")
+        outcome.waited = False
         return outcome
     if job_ids and not waits:
         span = job_ids[0] if len(job_ids) == 1 else f"{job_ids[0]} .. {job_ids[-1]}"
         _say(f"submitted {len(job_ids)} run(s): job(s) {span}; follow with `ltbench status {grid.path}`")
+        outcome.waited = False
         return outcome
     _say(f"{describe().replace(', 0 running', '')} in {time.monotonic() - t0:.0f} s")
+    if outcome.held:
+        err_console.print(f"{len(outcome.held)} diverged run(s) were not rerun (listed at the start)",
+                          highlight=False, soft_wrap=True)
     _print_failures(outcome)
     return outcome
 
@@ -371,11 +382,12 @@ def _failure_reason(run_dir: Path) -> str | None:
     return str(reason).strip().splitlines()[0] if reason else None
 
 
-def _print_held(outcome: SweepOutcome) -> None:
+def _print_held(outcome: SweepOutcome, grid_path: Path) -> None:
     if not outcome.held:
         return
     err_console.print(f"[yellow]not rerun: {len(outcome.held)} run(s) diverged before[/yellow] (the same spec "
-                      "diverges again; change it, or --retry-diverged reruns them):", highlight=False, soft_wrap=True)
+                      f"diverges again; `ltbench sweep {grid_path} --retry-diverged` reruns them from scratch):",
+                      highlight=False, soft_wrap=True)
     for p in outcome.held:
         err_console.print(f"  {p.run_id}: {_failure_reason(p.run_dir) or 'diverged'}", highlight=False,
                           soft_wrap=True, markup=False)
@@ -426,8 +438,9 @@ def sweep(
     wait: bool = typer.Option(False, "--wait", help="submitit: wait for the array and report like a local sweep."),
     resubmit: bool = typer.Option(False, "--resubmit", help="Also submit runs recorded as submitted (their job "
                                   "was cancelled or lost)."),
-    retry_diverged: bool = typer.Option(False, "--retry-diverged", help="Also rerun runs that diverged (by "
-                                        "default they are reported and skipped: the same spec diverges again)."),
+    retry_diverged: bool = typer.Option(False, "--retry-diverged", help="Also rerun runs that diverged, from "
+                                        "epoch 0 (the failed attempt is kept in the run's attempt-<k>/); by "
+                                        "default they are reported and skipped: the same spec diverges again."),
 ) -> None:
     """Run every run of a grid that is not done yet (resuming interrupted ones); N at a time, or on a cluster."""
     with user_errors():

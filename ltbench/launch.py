@@ -134,6 +134,22 @@ def plan(runs: Sequence[GridRun], results_dir: Path, resubmit: bool = False,
     return planned
 
 
+def archive_attempt(run_dir: Path) -> Path:
+    """Move a failed attempt's checkpoint, metrics and failed.json into attempt-<k>/ inside the run, so
+    the run starts over from epoch 0 and nothing of the attempt is lost. (Resuming a diverged run from its
+    last checkpoint, which holds the RNG state, would only repeat the divergence.)"""
+    run_dir = Path(run_dir)
+    k = 1
+    while (run_dir / f"attempt-{k}").exists():
+        k += 1
+    folder = run_dir / f"attempt-{k}"
+    folder.mkdir()
+    for name in ("last.pt", "metrics.jsonl", "failed.json"):
+        if (run_dir / name).exists():
+            os.replace(run_dir / name, folder / name)
+    return folder
+
+
 def failure_kind(run_dir: Path) -> str | None:
     """The "kind" of a failed run's failed.json (None if it has none or cannot be read)."""
     try:

@@ -161,6 +161,14 @@ def test_a_diverging_run_is_failed_with_its_reason_and_the_sweep_goes_on(tmp_pat
     assert {d: (d / "failed.json").read_bytes() for d in failed} == records
     planned = _ltbench(["sweep", str(grid), "--results-dir", str(results), "--dry-run", "--retry-diverged"])
     assert planned.returncode == 0 and "would run 2, skip 2" in planned.stdout
+    # asked for, they start over from epoch 0 (and diverge again); the first attempt is kept inside the run
+    retried = _ltbench(["sweep", str(grid), "--results-dir", str(results), "--device", "cpu", "--retry-diverged"])
+    assert retried.returncode == 1
+    for d in failed:
+        assert (d / "attempt-1" / "failed.json").read_bytes() == records[d]
+        assert json.loads((d / "failed.json").read_text())["kind"] == "diverged"
+        starts = [s["start_epoch"] for s in read_jsonl(d / "sessions.jsonl")]
+        assert starts[-1] == 0, starts
 
     status = _ltbench(["status", "--results-dir", str(results)])
     assert "failed 2" in status.stdout and "non-finite training loss" in status.stdout

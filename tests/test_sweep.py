@@ -169,6 +169,31 @@ def test_plan_classifies_run_directories(tmp_path, grid_file):
     assert plan(runs, root)[0].state == "failed"
 
 
+def test_a_retried_diverged_run_starts_over_and_keeps_its_attempt(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "spec.json").write_text("{}")
+    attempt = {"last.pt": "ckpt", "metrics.jsonl": '{"epoch": 0}\n', "failed.json": '{"kind": "diverged"}'}
+    for name, text in attempt.items():
+        (run_dir / name).write_text(text)
+    first = launch.archive_attempt(run_dir)
+    assert first == run_dir / "attempt-1"
+    assert {p.name for p in first.iterdir()} == {"last.pt", "metrics.jsonl", "failed.json"}
+    assert (first / "last.pt").read_text() == "ckpt"
+    assert {p.name for p in run_dir.iterdir()} == {"spec.json", "attempt-1"}  # nothing to resume from
+    (run_dir / "failed.json").write_text('{"kind": "diverged"}')
+    assert launch.archive_attempt(run_dir) == run_dir / "attempt-2"  # an earlier attempt is never overwritten
+    assert (run_dir / "attempt-1" / "last.pt").read_text() == "ckpt"
+
+
+def test_held_diverged_runs_fail_a_sweep_only_when_it_waited():
+    from ltbench.cli_grid import SweepOutcome
+
+    assert not SweepOutcome(held=["a run"]).ok
+    assert SweepOutcome(held=["a run"], waited=False).ok  # printed or submitted: that part worked
+    assert SweepOutcome().ok
+
+
 # ----- one real sweep ------------------------------------------------------------------------------
 
 def test_real_sweep_skips_done_runs_and_reruns_a_deleted_one(tmp_path, grid_file):
