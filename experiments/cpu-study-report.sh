@@ -58,6 +58,12 @@ compare() {
     compare cpu-study drw+smcl drw gap unseen
     compare cpu-study-masking 'drw+smcl|mask_locator=saliency' 'drw+smcl|mask_locator=random' gap unseen
     echo
+    echo "## Context: the comparisons the reading of the six answers leans on"
+    compare cpu-study ldam-drw drw top1 few
+    compare cpu-study smcl erm top1 few
+    compare cpu-study drw+smcl drw top1 many few
+    compare cpu-study balanced-softmax drw gap unseen
+    echo
     echo "## Depth check: does ResNet-8 keep ResNet-32's ordering? (seed 0)"
     compare cpu-study-depth 'drw|backbone=resnet8' 'erm|backbone=resnet8' top1 few
     compare cpu-study-depth 'drw|backbone=resnet32' 'erm|backbone=resnet32' top1 few
