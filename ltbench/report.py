@@ -910,17 +910,23 @@ def plot_ablation(t: TableResult, out_base: Path) -> tuple[list[Path], pd.DataFr
     xs = list(dict.fromkeys(data["x"])) if not data.empty else []
     series = list(dict.fromkeys(zip(data["label"], data["setting"], strict=True))) if not data.empty else []
     width = 0.12
+    # the paper's numbers are for CIFAR-100-LT r=100: on other settings they are one grey star per method
+    foreign = not all((c.dataset, c.ratio, c.head) == ABLATION_SETTING for c in t.columns)
     for ax, metric in zip(axes, METRICS, strict=True):
         part = data[data["metric"] == metric] if not data.empty else data
+        starred = set()
         for i, (label, setting) in enumerate(series):
             s = part[(part["label"] == label) & (part["setting"] == setting)].set_index("x").reindex(xs)
             offset = (i - (len(series) - 1) / 2) * width
             pos = [j + offset for j in range(len(xs))]
             name = label if len({st for _, st in series}) == 1 else f"{label} ({setting})"
             bars = ax.errorbar(pos, s["mean"], yerr=s["std"].fillna(0.0), marker="o", capsize=3, label=name)
-            if metric == "top1" and s["paper"].notna().any():
-                ax.scatter(pos, s["paper"], marker="*", s=120, facecolors="none",
-                           edgecolors=bars[0].get_color(), zorder=5, label=f"paper: {label}")
+            if metric != "top1" or not s["paper"].notna().any() or (foreign and label in starred):
+                continue
+            starred.add(label)
+            where, colour = (range(len(xs)), "grey") if foreign else (pos, bars[0].get_color())
+            ax.scatter(list(where), s["paper"], marker="*", s=120, facecolors="none", edgecolors=colour,
+                       zorder=5, label=f"paper{' (CIFAR-100-LT r=100)' if foreign else ''}: {label}")
         ax.set_xticks(range(len(xs)), xs)
         lo, hi = ax.get_ylim()
         if hi - lo < 4.0:  # at least 4 points of accuracy: small differences are not blown up
@@ -932,8 +938,7 @@ def plot_ablation(t: TableResult, out_base: Path) -> tuple[list[Path], pd.DataFr
     axes[0].set_ylabel(f"accuracy (%), {t.select} epoch")
     axes[0].legend(fontsize=7, loc="best")
     settings = sorted({setting_id(c.dataset, c.ratio, c.head) for c in t.columns})
-    note = "" if all((c.dataset, c.ratio, c.head) == ABLATION_SETTING for c in t.columns) else \
-        "; paper stars are CIFAR-100-LT r=100"
+    note = "; paper stars are CIFAR-100-LT r=100" if foreign else ""
     fig.suptitle(f"{t.title}: {', '.join(settings)}, mean ± std over seeds "
                  f"{', '.join(map(str, t.seeds))}{note}", fontsize=10)
     paths = []
