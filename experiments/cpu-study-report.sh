@@ -27,8 +27,12 @@ compare() {
     for m in "$@"; do metrics+=(-m "$m"); done
     echo
     # A grid still running may have no common seed yet: say so in the file instead of stopping.
+    # Warnings (runs of the other grids' configurations, set aside) stay out of the file.
+    local err
+    err=$(mktemp)
     "$LTBENCH" compare "experiments/$grid.yaml" --results-dir "$RUNS" --a "$a" --b "$b" "${metrics[@]}" --md \
-        2>&1 || echo "(not available yet)"
+        2>"$err" || { grep -v '^warning:' "$err"; echo "(not available yet)"; }
+    rm -f "$err"
 }
 
 {

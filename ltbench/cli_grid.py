@@ -594,13 +594,13 @@ def table(
 ) -> None:
     """Aggregate seeds (mean ± std, n) into a paper table next to the reported numbers."""
     with user_errors():
-        from ltbench.report import build_table, collect, grid_failures
+        from ltbench.report import build_table, collect, grid_failures, grid_run_ids
 
         formats = _check_formats(format_)
         _check_select(select)
         grid = _load_grid(which)
         frame = collect(results_dir or _default_results(), warn=_warn)
-        t = build_table(frame, grid, select=select, warn=_warn)
+        t = build_table(frame, grid, select=select, warn=_warn, expected_ids=grid_run_ids(grid))
         t.failed = grid_failures(grid, results_dir or _default_results())
         for run_id, reason in t.failed:
             _warn(f"failed run (not in the table's numbers): {run_id}: {reason}")
@@ -651,7 +651,7 @@ def ablate(
 ) -> None:
     """Run an ablation grid, then write its table (md/tex/csv) and figure (png/pdf)."""
     with user_errors():
-        from ltbench.report import build_table, collect, plot_ablation
+        from ltbench.report import build_table, collect, grid_run_ids, plot_ablation
 
         _check_select(select)
         grid = _ablation_grid(which, quick)
@@ -660,7 +660,8 @@ def ablate(
         if not collect_only:
             outcome = sweep_grid(grid, results_dir, jobs, data_dir, device)
         name = grid.name if "ablate" in grid.name else f"ablate-{grid.name}"
-        t = build_table(collect(results_dir, warn=_warn), grid, select=select, name=name, warn=_warn)
+        t = build_table(collect(results_dir, warn=_warn), grid, select=select, name=name, warn=_warn,
+                        expected_ids=grid_run_ids(grid))
         _say(f"{name}: {len(t.frame)} run(s) of {grid.path} found")
         _write_outputs(t, out, list(FORMATS))
         paths, _ = plot_ablation(t, out / name)
@@ -683,7 +684,7 @@ def plot_per_class(
 ) -> None:
     """Per-class test accuracy vs training images (log x), one line per method (mean over seeds)."""
     with user_errors():
-        from ltbench.report import collect, select_runs
+        from ltbench.report import collect, grid_run_ids, select_runs
         from ltbench.report import plot_per_class as draw
 
         results_dir = results_dir or _default_results()
@@ -699,7 +700,7 @@ def plot_per_class(
             frame = collect(results_dir, warn=_warn, include_lists=True)
             if grid_file:
                 grid = _load_grid(grid_file)
-                frame = select_runs(frame, grid, warn=_warn)
+                frame = select_runs(frame, grid, warn=_warn, expected_ids=grid_run_ids(grid))
                 name = f"{grid.name}-per-class"
         if frame.empty:
             raise LtbenchError(f"no finished runs to plot under {results_dir}")
@@ -722,7 +723,7 @@ def demo(
     """Train the demo grid (experiments/demo.yaml, CPU-sized), then print its table and per-class plot."""
     with user_errors():
         from ltbench.grid import experiments_dir, load_grid, registered_methods
-        from ltbench.report import build_table, collect
+        from ltbench.report import build_table, collect, grid_run_ids
         from ltbench.report import plot_per_class as draw
 
         grid = load_grid(experiments_dir() / "demo.yaml")
@@ -737,7 +738,7 @@ def demo(
         results_dir = results_dir or _default_results()
         outcome = sweep_grid(grid, results_dir, jobs, data_dir, device)
         frame = collect(results_dir, warn=_warn, include_lists=True)
-        t = build_table(frame, grid, name="demo", warn=_warn)
+        t = build_table(frame, grid, name="demo", warn=_warn, expected_ids=grid_run_ids(grid))
         _write_outputs(t, out, list(FORMATS))
         console.print(rich_table_for(t))
         if not t.frame.empty:
@@ -770,11 +771,12 @@ def compare(
         from rich.table import Table
 
         from ltbench.compare import Arm, paired
-        from ltbench.report import collect, select_runs
+        from ltbench.report import collect, grid_run_ids, select_runs
 
         grid = _load_grid(file)
         arm_a, arm_b = Arm.parse(a), Arm.parse(b)
-        frame = select_runs(collect(results_dir or _default_results(), warn=_warn), grid, warn=_warn)
+        frame = select_runs(collect(results_dir or _default_results(), warn=_warn), grid, warn=_warn,
+                            expected_ids=grid_run_ids(grid))
         if frame.empty:
             raise LtbenchError(f"no finished runs of {grid.path} under {results_dir or _default_results()}")
         result = pd.concat([paired(frame, arm_a, arm_b, m) for m in metric], ignore_index=True)

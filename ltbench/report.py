@@ -16,7 +16,7 @@ import hashlib
 import json
 import math
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -303,12 +303,15 @@ def _matches(df: pd.DataFrame, key: str, allowed: Sequence[Any]) -> pd.Series:
 
 def select_runs(df: pd.DataFrame, grid: Grid, methods: Sequence[str] | None = None,
                 settings: Sequence[tuple[str, float, int | None]] | None = None,
-                warn: Warn | None = None) -> pd.DataFrame:
+                warn: Warn | None = None, expected_ids: Collection[str] | None = None) -> pd.DataFrame:
     """Rows of `df` that belong to the grid (torch-free: matched on spec fields, not on run ids).
 
     A run belongs if its method, setting, seed and preset are in the grid and every override / varied
     value matches. When one cell holds runs of several configurations (e.g. a manual run with another
-    learning rate), the configuration with the most runs is kept and the others are named in a warning.
+    learning rate), the configuration that holds the grid's own runs is kept (`expected_ids`: the run ids
+    the grid expands to, e.g. `grid_run_ids`), else the one with the most runs; the others are named in
+    a warning. Without `expected_ids`, a hyperparameter the grid leaves at its default cannot tell two
+    configurations apart (say mask_locator=saliency, the default, from another grid's random).
     Two runs have the same configuration when every spec field that both record is equal (a field
     added to ltbench later, which older spec.json files lack, does not split a cell).
     """
@@ -329,12 +332,14 @@ def select_runs(df: pd.DataFrame, grid: Grid, methods: Sequence[str] | None = No
     sel = df[mask]
     if sel.empty:
         return sel
+    expected = set(expected_ids or ())
     cell_keys = ["method", "setting"] + [value_column(sel, k) for k in grid.vary]
     keep = []
     for _, cell in sel.groupby(cell_keys, dropna=False, sort=True):
         groups = _config_groups(cell)
         if len(groups) > 1:
-            groups.sort(key=lambda idx: (-len(idx), min(cell.loc[idx, "run_id"])))
+            groups.sort(key=lambda idx: (-sum(r in expected for r in cell.loc[idx, "run_id"]), -len(idx),
+                                         min(cell.loc[idx, "run_id"])))
             ref = cell.loc[groups[0][0]]
             for other in groups[1:]:
                 row = cell.loc[other[0]]
@@ -499,8 +504,9 @@ def _paper_rows(paper: pd.DataFrame | None, grid: Grid, frame: pd.DataFrame) -> 
 
 
 def build_table(df: pd.DataFrame, grid: Grid, select: str = "last", name: str | None = None,
-                warn: Warn | None = None) -> TableResult:
-    """Aggregate the grid's runs into table cells (mean, std, n), next to the reported numbers."""
+                warn: Warn | None = None, expected_ids: Collection[str] | None = None) -> TableResult:
+    """Aggregate the grid's runs into table cells (mean, std, n), next to the reported numbers
+    (`expected_ids`: see select_runs)."""
     warn = warn or _console_warn
     if select not in SELECT_COLUMNS:
         raise ValueError(f"select must be last or best, got {select!r}")
@@ -512,7 +518,8 @@ def build_table(df: pd.DataFrame, grid: Grid, select: str = "last", name: str | 
                    for d, r in TABLE1_SETTINGS]
         paper_t1 = load_paper("table1", warn)
         frame = select_runs(df, grid, methods=sorted(set(df["method"])) if not df.empty else [],
-                            settings=[(d, r, None) for d, r in TABLE1_SETTINGS], warn=warn)
+                            settings=[(d, r, None) for d, r in TABLE1_SETTINGS], warn=warn,
+                            expected_ids=expected_ids)
         rows = _paper_rows(paper_t1, grid, frame)
         title = "SMCL Table 1: top-1 accuracy (%) on CIFAR-10/100-LT"
     elif layout == "table2":
@@ -520,7 +527,7 @@ def build_table(df: pd.DataFrame, grid: Grid, select: str = "last", name: str | 
         columns = [Column(m if m != "top1" else "all", METRIC_LABELS[m], d, r, h, m) for m in METRICS]
         paper_t2 = load_paper("table2", warn)
         frame = select_runs(df, grid, methods=sorted(set(df["method"])) if not df.empty else [],
-                            settings=[(d, r, h)], warn=warn)
+                            settings=[(d, r, h)], warn=warn, expected_ids=expected_ids)
         rows = _paper_rows(paper_t2, grid, frame)
         title = f"SMCL Table 2: top-1 accuracy (%) on {setting_label(d, r, h)}, All / Many / Medium / Few"
     else:
@@ -528,7 +535,7 @@ def build_table(df: pd.DataFrame, grid: Grid, select: str = "last", name: str | 
         single = len(grid.settings()) == 1
         metrics = grid.metrics or (METRICS if (ablation or single) else ("top1",))
         columns = _grid_columns(grid, metrics)
-        frame = select_runs(df, grid, warn=warn)
+        frame = select_runs(df, grid, warn=warn, expected_ids=expected_ids)
         rows = _vary_rows(grid, grid.methods)
         if ablation:
             ablations = load_paper("ablations", warn)
@@ -740,6 +747,13 @@ def render_markdown(t: TableResult) -> str:
         out += ["", f"Failed runs of this grid ({len(t.failed)}; not counted in any cell):", ""]
         out += [f"- failed: `{run_id}`: {reason}" for run_id, reason in t.failed]
     return "\n".join(out) + "\n"
+
+
+def grid_run_ids(grid: Grid) -> set[str]:
+    """The run ids the grid expands to (imports torch: a spec is built per run)."""
+    from ltbench.grid import expand
+
+    return {run.run_id for run in expand(grid)}
 
 
 def grid_failures(grid: Grid, results_dir: Path) -> list[tuple[str, str]]:

@@ -23,6 +23,7 @@ from ltbench.report import (
     collect,
     plot_ablation,
     plot_per_class,
+    select_runs,
     table_csv_frame,
     write_table,
 )
@@ -342,3 +343,31 @@ def test_background_metrics_columns_only_where_the_data_set_has_them(tmp_path):
     assert [lab for lab in labels if lab.startswith("Fashion")] == ["Fashion-MNIST-LT h500 r100 All"]
     gap = t.cells[("erm", "shapes-h500-r100:gap")]
     assert (gap.mean, gap.n) == (46.0, 2) and gap.std == pytest.approx(math.sqrt(32.0))
+
+
+def test_a_cell_keeps_the_configuration_the_grid_expands_to(tmp_path):
+    """Runs of another grid that differ only in a hyperparameter this grid leaves at its default (here
+    SMCL's mask_locator) share the cell; `expected_ids` (the grid's own run ids) decides, not the count."""
+    runs = tmp_path / "runs"
+    shutil.copytree(RUNS / "cifar100-r100" / "smcl", runs / "cifar100-r100" / "smcl")
+    own = sorted(p for p in (runs / "cifar100-r100" / "smcl").iterdir())
+    other = []
+    for run in own:  # the same runs with mask_locator=random, as an ablation grid would leave them
+        spec = json.loads((run / "spec.json").read_text())
+        spec["hparams"]["mask_locator"] = "random"
+        twin = run.parent / f"{run.name.split('-')[0]}-{spec_dict_hash(spec)}"
+        twin.mkdir()
+        (twin / "spec.json").write_text(json.dumps(spec))
+        final = json.loads((run / "final.json").read_text())
+        twin_id = f"cifar100-r100/smcl/{twin.name}"
+        (twin / "final.json").write_text(json.dumps({**final, "top1": 1.0, "run_id": twin_id,
+                                                     "spec_hash": spec_dict_hash(spec)}))
+        other.append(twin)
+    grid = load_grid(FIXTURES / "grid.yaml")
+    df = collect(runs, warn=_no_warnings)
+    assert len(df) == 6
+    ids = {p: f"cifar100-r100/smcl/{p.name}" for p in own + other}
+    for keep in (own, other):
+        sel = select_runs(df, grid, warn=lambda _: None, expected_ids={ids[p] for p in keep})
+        assert set(sel["run_id"]) == {ids[p] for p in keep}
+    assert (select_runs(df, grid, warn=lambda _: None, expected_ids={ids[p] for p in other})["top1"] == 1.0).all()
