@@ -265,7 +265,7 @@ def sweep_grid(grid, results_dir: Path, jobs: int = 1, data_dir: Path | None = N
         return outcome
     if retry_diverged:
         for p in todo:
-            if p.state == "failed" and p.failure_kind == "diverged":
+            if p.diverged:
                 archive_attempt(p.run_dir)  # starts over from epoch 0; the attempt is kept inside the run
     _check_writable(results_dir)
     detached = launcher in DETACHED
@@ -600,8 +600,9 @@ def table(
         _check_select(select)
         grid = _load_grid(which)
         frame = collect(results_dir or _default_results(), warn=_warn)
-        t = build_table(frame, grid, select=select, warn=_warn, expected_ids=grid_run_ids(grid))
-        t.failed = grid_failures(grid, results_dir or _default_results())
+        run_ids = grid_run_ids(grid)  # expanding a grid builds every spec: once per command
+        t = build_table(frame, grid, select=select, warn=_warn, expected_ids=run_ids)
+        t.failed = grid_failures(grid, results_dir or _default_results(), run_ids)
         for run_id, reason in t.failed:
             _warn(f"failed run (not in the table's numbers): {run_id}: {reason}")
         _say(f"{t.name}: {len(t.frame)} run(s) of {grid.path} found")

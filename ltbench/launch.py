@@ -59,10 +59,14 @@ class PlannedRun:
         return self.run.run_id
 
     @property
+    def diverged(self) -> bool:
+        return self.state == "failed" and self.failure_kind == "diverged"
+
+    @property
     def held_diverged(self) -> bool:
         """A run that diverged is not rerun by default: the same spec (same seed, same data) diverges
         again, so a rerun only spends compute; --retry-diverged asks for it anyway."""
-        return self.state == "failed" and self.failure_kind == "diverged" and not self.retry_diverged
+        return self.diverged and not self.retry_diverged
 
     @property
     def action(self) -> str:

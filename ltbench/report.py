@@ -749,27 +749,26 @@ def render_markdown(t: TableResult) -> str:
     return "\n".join(out) + "\n"
 
 
-def grid_run_ids(grid: Grid) -> set[str]:
-    """The run ids the grid expands to (imports torch: a spec is built per run)."""
+def grid_run_ids(grid: Grid) -> list[str]:
+    """The run ids the grid expands to, in its order (imports torch: a spec is built per run)."""
     from ltbench.grid import expand
 
-    return {run.run_id for run in expand(grid)}
+    return [run.run_id for run in expand(grid)]
 
 
-def grid_failures(grid: Grid, results_dir: Path) -> list[tuple[str, str]]:
-    """(run id, first line of the reason) of every run of the grid that ended as failed."""
-    from ltbench.grid import expand
-
+def grid_failures(grid: Grid, results_dir: Path, run_ids: Collection[str] | None = None) -> list[tuple[str, str]]:
+    """(run id, first line of the reason) of every run of the grid that ended as failed (`run_ids`: the
+    grid's, if already expanded)."""
     out = []
-    for run in expand(grid):
-        run_dir = Path(results_dir) / run.run_id
+    for run_id in grid_run_ids(grid) if run_ids is None else run_ids:
+        run_dir = Path(results_dir) / run_id
         if run_state(run_dir) != "failed":
             continue
         try:
             reason = str(read_json(run_dir / "failed.json").get("reason") or "no reason recorded")
         except (OSError, ValueError, AttributeError):
             reason = "failed.json is unreadable"
-        out.append((run.run_id, reason.strip().splitlines()[0] if reason.strip() else "no reason recorded"))
+        out.append((run_id, reason.strip().splitlines()[0] if reason.strip() else "no reason recorded"))
     return out
 
 
