@@ -303,8 +303,11 @@ def cutmix_box(
     return top, left, bottom, right, lam_corrected
 
 
+BOX_CLIPS = ("clip", "shift")
+
+
 def box_masks(
-    height: int, width: int, lam: float | Tensor, rows: Tensor, cols: Tensor
+    height: int, width: int, lam: float | Tensor, rows: Tensor, cols: Tensor, box_clip: str = "clip"
 ) -> tuple[Tensor, Tensor]:
     """Per-sample CutMix-style boxes, batched (SMCL mask box, spec §4.10.2 and §4.10.3 D).
 
@@ -312,6 +315,10 @@ def box_masks(
         height, width: image size.
         lam: one λ̃ for the batch (Python float), or a per-sample tensor ``[N]``.
         rows, cols: int64 ``[N]`` box centres on the target device, e.g. the saliency peaks.
+        box_clip: ``"clip"`` (the reference): a box reaching past the border is cut there, so its area
+            shrinks. ``"shift"``: the box keeps its drawn size and is moved inward until it lies inside
+            the image, so every sample's masked share is ``(2 * (int(H r) // 2)) * (2 * (int(W r) // 2)) /
+            (H W)``, i.e. ``1 - λ̃`` up to pixel rounding, wherever the centre falls.
 
     Returns:
         ``(mask, lam_b)``. ``mask`` is bool ``[N, 1, H, W]`` and is True inside each clipped box.
@@ -330,15 +337,28 @@ def box_masks(
         r_f = math.sqrt(1.0 - lam)
         half_r = int(height * r_f) // 2
         half_c = int(width * r_f) // 2
-    top = (rows - half_r).clamp(0, height)
-    bottom = (rows + half_r).clamp(0, height)
-    left = (cols - half_c).clamp(0, width)
-    right = (cols + half_c).clamp(0, width)
+    if box_clip == "shift":  # equal-area control: the same box, moved inside
+        top, bottom = _shift_inside(rows, half_r, height)
+        left, right = _shift_inside(cols, half_c, width)
+    elif box_clip == "clip":
+        top = (rows - half_r).clamp(0, height)
+        bottom = (rows + half_r).clamp(0, height)
+        left = (cols - half_c).clamp(0, width)
+        right = (cols + half_c).clamp(0, width)
+    else:
+        raise ValueError(f"unknown box_clip {box_clip!r}; choose from {', '.join(BOX_CLIPS)}")
     in_r = _span_mask(height, top, bottom)  # [N, H]
     in_c = _span_mask(width, left, right)  # [N, W]
     mask = (in_r.unsqueeze(2) & in_c.unsqueeze(1)).unsqueeze(1)
     lam_b = ((bottom - top) * (right - left)).to(torch.float32) / float(height * width)
     return mask, lam_b
+
+
+def _shift_inside(centre: Tensor, half: int | Tensor, size: int) -> tuple[Tensor, Tensor]:
+    """Interval ``[c - half, c + half)`` moved by the least amount that puts it inside ``[0, size)``."""
+    width = torch.as_tensor(2 * half, device=centre.device)
+    start = torch.minimum(torch.clamp(centre - half, min=0), size - width)
+    return start, start + width
 
 
 # ----------------------------------------------------------------------------------------------------

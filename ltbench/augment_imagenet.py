@@ -48,6 +48,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from ltbench import augment as aug
+from ltbench.device_constants import device_constant
 
 RA_OPS = ("AutoContrast", "Equalize", "Invert", "Rotate", "PosterizeTpu", "Solarize", "SolarizeAdd", "Color",
           "Contrast", "Brightness", "Sharpness", "ShearX", "ShearY", "TranslateXRel", "TranslateYRel")
@@ -153,8 +154,7 @@ def _equalize(v: Tensor) -> Tensor:
 def _affine(v: Tensor, matrices: Tensor, fill: Tensor) -> Tensor:
     """Resample with per-sample pixel-space affines (output -> input, PIL convention), fill outside."""
     n, c, h, w = v.shape
-    to_norm = torch.tensor([[2.0 / w, 0.0, -1.0], [0.0, 2.0 / h, -1.0], [0.0, 0.0, 1.0]],
-                           dtype=v.dtype, device=v.device)
+    to_norm = device_constant(((2.0 / w, 0.0, -1.0), (0.0, 2.0 / h, -1.0), (0.0, 0.0, 1.0)), v.device, v.dtype)
     from_norm = torch.linalg.inv(to_norm)
     theta = (to_norm @ matrices @ from_norm)[:, :2]
     grid = F.affine_grid(theta, [n, c + 1, h, w], align_corners=False)
@@ -171,7 +171,7 @@ def rand_augment(x: Tensor, generator: torch.Generator, num_ops: int = 2, magnit
     n, _, h, w = x.shape
     dev, dt = x.device, x.dtype
     v = x * 255.0
-    fill_t = torch.tensor(fill, dtype=dt, device=dev)
+    fill_t = device_constant(tuple(fill), dev, dt)
     ident = torch.eye(3, dtype=dt, device=dev).repeat(n, 1, 1)
     for _ in range(num_ops):
         op = torch.randint(len(RA_OPS), (n,), generator=generator, device=dev)

@@ -21,7 +21,10 @@ What is measured (a *case* is one kind of training step: ERM, or e.g. SMCL's mas
 4. ``saliency:<operator>`` on the batch's first view (SMCL masks that view), and its share of the
    ERM step; also two candidate replacements the trainer does not use yet (docs/performance.md):
    ``fine-grained-threaded`` (the same OpenCV maps over threads) and ``cached-map`` (per-image maps
-   computed once, moved through the view's crop/flip; `ltbench.saliency_cache`);
+   computed once, moved through the view's crop/flip; `ltbench.saliency_cache`); and ``model-cam``, the
+   model-derived map of SMCL's ``mask_locator=model-saliency`` (one extra no-grad forward of the view,
+   `ltbench.model_saliency`; a step that makes it counts it in ``predicted_step_vs_erm`` as a third of a
+   trained image each, ``nograd_images_per_step``);
 5. ERM bare-step variants: the other precision (bf16 autocast vs fp32), the other memory layout
    (channels-last vs contiguous), bf16 + channels-last, and, with ``compile=True``, ``torch.compile``.
 
@@ -140,6 +143,7 @@ class _Case:
     staged: list[torch.Tensor] = field(default_factory=list)  # pre-normalised inputs, one per forward call
     staged_labels: list[torch.Tensor] = field(default_factory=list)
     images_per_step: int = 0
+    nograd_images: int = 0  # images of extra no-grad forwards per step (SMCL mask_locator=model-saliency)
     sums: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def next_indices(self) -> torch.Tensor:
@@ -197,6 +201,7 @@ def _record_forwards(case: _Case) -> None:
         raise LtbenchError(f"method {case.spec.method} forwarded nothing in a training step")
     case.staged, case.staged_labels = staged, labels
     case.images_per_step = sum(x.shape[0] for x in staged)
+    case.nograd_images = getattr(tr.method, "nograd_images", 0)
 
 
 def _bare_step_fn(model_fn, optimizer, inputs, labels, autocast) -> Callable[[], None]:
@@ -234,9 +239,9 @@ def _step_kinds(spec) -> list[tuple[str, dict[str, Any]]]:
     hp, epochs = spec.hparams, spec.train.epochs
     if hp.get("mask_prob", 0.0) > 0:
         return [("masked", {"mask_prob": 1.0, "mask_start_epoch": 0}), ("plain", {"mask_prob": 0.0})]
-    if hp.get("mix_prob", 0.0) > 0:
-        return [("mixed", {"mix_prob": 1.0, "mix_start_epoch": 0, "mix_end_epoch": epochs}),
-                ("plain", {"mix_prob": 0.0})]
+    if hp.get("mix_prob", 0.0) > 0:  # (ConCutMix has no mixing window: only the keys the method has)
+        forced = {"mix_prob": 1.0, "mix_start_epoch": 0, "mix_end_epoch": epochs}
+        return [("mixed", {k: v for k, v in forced.items() if k in hp}), ("plain", {"mix_prob": 0.0})]
     return [("step", {})]
 
 
@@ -271,6 +276,9 @@ def classic_transform(pipeline: str, size: int, mean: Sequence[float], std: Sequ
         return T.Compose([T.RandomResizedCrop(size, scale=(0.2, 1.0)), T.RandomHorizontalFlip(),
                           T.RandomApply([T.ColorJitter(0.4, 0.4, 0.4, 0.1)], p=0.8), T.RandomGrayscale(p=0.2),
                           *tail])
+    if pipeline == "autoaug":  # BCL / ConCutMix CIFAR classification view (ltbench.autoaugment)
+        policy = T.AutoAugment(T.AutoAugmentPolicy.CIFAR10, fill=128)
+        return T.Compose([T.RandomCrop(size, padding=4), T.RandomHorizontalFlip(), policy, *tail])
     if pipeline == "none":
         return T.Compose(tail)
     raise LtbenchError(f"no classic equivalent of pipeline {pipeline!r}")
@@ -458,6 +466,13 @@ def run_bench(opts: BenchOptions, progress: Callable[[str], None] | None = None)
         variants.append(_Variant(f"saliency:{op}",
                                  (lambda op=op: locate(sal_view, "saliency", op, sal_input, None, **stats)),
                                  cheap_reps))
+    # model-derived saliency (SMCL mask_locator=model-saliency): the extra no-grad forward + CAM of x1
+    from ltbench.model_saliency import class_activation_maps
+
+    cam_tr = method_cases[0].trainer
+    cam_x, cam_y = cam_tr.normalize(sal_view), mtr.train.fetch(input_case.indices[0])[1]
+    variants.append(_Variant("saliency:model-cam", lambda: class_activation_maps(cam_tr.model, cam_x, cam_y),
+                             cheap_reps))
     # candidate replacements of the default operator (not used by the trainer; docs/performance.md)
     from ltbench.augment import crop_flip_params
     from ltbench.saliency import peak
@@ -543,7 +558,9 @@ def _result(opts, spec, cases, method_cases, samples, device, precision, other_p
         _put(entry, "overhead_ratio", _per_round(samples, f"full:{case.name}", f"bare:{case.name}"))
         _put(entry, "step_vs_erm", _per_round(samples, f"full:{case.name}", "full:erm"))
         _put(entry, "bare_vs_erm", _per_round(samples, f"bare:{case.name}", "bare:erm"))
-        pred = case.images_per_step / erm_images
+        # a no-grad forward costs about a third of a training forward + backward (backward ~ 2 forwards)
+        pred = (case.images_per_step + case.nograd_images / 3) / erm_images
+        entry["nograd_images_per_step"] = case.nograd_images
         entry["predicted_step_vs_erm"] = round(pred, 4)
         _put(entry, "vs_prediction", _per_round(samples, f"full:{case.name}", "full:erm", 1.0 / pred))
         steps[case.name] = entry

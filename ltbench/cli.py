@@ -105,7 +105,10 @@ def run(
                                  download=download, device=device, force=force, compile=compile_,
                                  progress=not quiet and sys.stderr.isatty(), split_dir=split_dir,
                                  workers=workers, image_cache=image_cache)
-        _check_writable(runtime.results_dir)
+        from ltbench.results import run_state
+
+        if force or run_state(runtime.results_dir / spec.run_id) != "done":  # a finished run reads only
+            _check_writable(runtime.results_dir)
         final = train(spec, runtime)
         if env_rank() == 0:  # under torchrun only rank 0 reports
             _print_final(spec.run_id, runtime.results_dir, final)
@@ -184,6 +187,8 @@ def splits(
     split_dir: Path | None = typer.Option(None, "--split-dir", help="Fixed splits (imagenet-lt): the folder "
                                           "of the list files or train_class_counts.json."),
     data_dir: Path | None = typer.Option(None, "--data-dir", help="For the default --split-dir."),
+    class_order: int = typer.Option(0, "--class-order", help="Which classes are head and tail (0: identity; "
+                                    "the runs' class_order setting)."),
 ) -> None:
     """Per-class counts, totals and shot groups of a long-tailed split (no images needed)."""
     with user_errors():
@@ -195,7 +200,8 @@ def splits(
             return
         if dataset is None:
             raise LtbenchError("splits needs --dataset (or --labels FILE.npy --out FILE.npy)")
-        summary = split_summary(dataset, ratio, profile, max_per_class, split_dir=split_dir, data_dir=data_dir)
+        summary = split_summary(dataset, ratio, profile, max_per_class, split_dir=split_dir, data_dir=data_dir,
+                                class_order=class_order)
         if as_json:
             typer.echo(json.dumps(summary, indent=1))
             return
@@ -207,6 +213,9 @@ def splits(
             table.add_row(rule, *(str(sizes[g]) for g in ("many", "medium", "few")))
         console.print(table)
         console.print("counts: " + ", ".join(map(str, summary["counts"])), highlight=False)
+        if class_order:
+            console.print(f"class order {class_order}, head to tail: " + ", ".join(map(str, summary["permutation"])),
+                          highlight=False)
 
 
 @data_app.command("fetch")
@@ -252,6 +261,41 @@ def data_cache(
             console.print(f"{split}: {len(files)} images -> {path}", highlight=False)
 
 
+_DOCTOR_MARKS = {"ok": "[green]✓[/green]", "fail": "[red]✗[/red]", "warn": "[yellow]![/yellow]",
+                 "info": "·", "skip": "–"}
+
+
+@app.command()
+def doctor(
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda[:N]: the device to check for."),
+    data_dir: Path | None = typer.Option(None, "--data-dir", help="Default: $LTBENCH_DATA or ~/.cache/ltbench."),
+    results_dir: Path | None = typer.Option(None, "--results-dir", help="Default: $LTBENCH_RESULTS or results/runs."),
+    compile_: bool = typer.Option(False, "--compile", help="Also try torch.compile (a cold compile takes a while)."),
+    compile_timeout: float = typer.Option(120.0, "--compile-timeout", help="Seconds allowed for --compile."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Is this machine ready? Versions, device, bf16/TF32, compile, OpenCV, data, results folder, threads.
+    Exit 0 when everything required for the device is there, 1 otherwise."""
+    from ltbench.doctor import DoctorOptions, ready, report, run_checks, target_device
+
+    with user_errors():
+        try:
+            target = target_device(device)
+        except ValueError as exc:
+            raise LtbenchError(str(exc)) from None
+        checks = run_checks(DoctorOptions(target, data_dir, results_dir, compile_, compile_timeout))
+    if as_json:
+        typer.echo(json.dumps(report(checks, target), indent=1))
+    else:
+        for c in checks:
+            hint = f"  [dim]→ {escape(c.hint)}[/dim]" if c.hint and c.status != "ok" else ""
+            console.print(f"{_DOCTOR_MARKS.get(c.status, '?')} {escape(c.name)}: {escape(c.value)}{hint}",
+                          highlight=False, soft_wrap=True)
+        verdict = "ready" if ready(checks) else "NOT ready (see ✗ above)"
+        console.print(f"device {target}: {verdict}", highlight=False)
+    raise typer.Exit(0 if ready(checks) else 1)
+
+
 def main() -> None:
     """The `ltbench` command. Usage errors (unknown option, missing or malformed value) get the same
     one-line `error:` form as every other user error, not Typer's multi-line box."""
@@ -285,6 +329,7 @@ def _is_usage_error(exc: Exception) -> bool:
 # Sub-command modules register themselves on `app`; imported last because they import `app` from here.
 from ltbench import cli_bench  # noqa: E402,F401,I001  (registers bench)
 from ltbench import cli_grid  # noqa: E402,F401  (registers sweep/status/table/ablate/plot/demo)
+from ltbench import cli_analyze  # noqa: E402,F401  (registers analyze)
 
 if __name__ == "__main__":
     main()

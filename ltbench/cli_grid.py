@@ -118,6 +118,15 @@ class SweepOutcome:
         return not self.failed and not (self.held and self.waited)
 
 
+def _require_results(path: Path) -> Path:
+    """A results folder a reading command can read: an existing directory (else one line, exit 2)."""
+    if not path.exists():
+        raise LtbenchError(f"results folder {path} does not exist (--results-dir or $LTBENCH_RESULTS)")
+    if not path.is_dir():
+        raise LtbenchError(f"results folder {path} is not a directory")
+    return path
+
+
 def _load_grid(file: str, methods: str | None = None):
     from ltbench.grid import load_grid, resolve_grid_path
 
@@ -233,6 +242,7 @@ def sweep_grid(grid, results_dir: Path, jobs: int = 1, data_dir: Path | None = N
         make_jobs,
         mark_failed,
         plan,
+        trained_by,
     )
     from ltbench.locks import EXIT_LOCKED
     from ltbench.results import run_state
@@ -326,6 +336,8 @@ def sweep_grid(grid, results_dir: Path, jobs: int = 1, data_dir: Path | None = N
         else:
             state["running"] = max(0, state["running"] - 1)
             ok = res.returncode == 0 and run_state(p.run_dir) == "done"
+            if ok and res.pid is not None and not trained_by(p.run_dir, res.pid):
+                res.returncode = EXIT_LOCKED  # finished by another sweep before this worker got the lock
             if res.returncode == EXIT_LOCKED:  # another process holds the run; it records the result
                 state["elsewhere"] += 1
                 _say(f"  [cyan]busy[/cyan]   {job.name}  (being trained by another process)")
@@ -489,7 +501,7 @@ def status(
         from ltbench.launch import log_tail, read_submission, state_of
         from ltbench.report import find_run_dirs
 
-        results_dir = results_dir or _default_results()
+        results_dir = _require_results(results_dir or _default_results())
         if file is not None:
             from ltbench.grid import expand
 
@@ -513,7 +525,12 @@ def status(
             if st == "done":
                 detail = _done_detail(run_dir)
             elif st in ("failed", "damaged"):
-                detail = _failure_reason(run_dir) or ("final.json is damaged" if st == "damaged" else "")
+                if st == "damaged":  # load_final's warning, naming the record, never its numbers
+                    from ltbench.results import final_damage
+
+                    detail = final_damage(run_dir) or "final.json is damaged"
+                else:
+                    detail = _failure_reason(run_dir) or ""
                 failures.append((run_id, run_dir, detail))
             elif st in ("interrupted", "running"):
                 detail = _progress_detail(run_dir)
@@ -572,25 +589,49 @@ def _check_formats(formats: list[str]) -> list[str]:
 
 
 def _check_select(select: str) -> None:
-    if select not in ("last", "best"):
-        raise LtbenchError(f"--select must be last or best, got {select!r}")
+    if select not in ("last", "best", "val"):
+        raise LtbenchError(f"--select must be last, best or val, got {select!r}")
 
 
-def _write_outputs(t, out: Path, formats: list[str]) -> None:
+def _write_outputs(t, out: Path, formats: list[str], layout: str = "wide") -> None:
     from ltbench.report import write_table
 
-    for path in write_table(t, out, formats):
+    paths = write_table(t, out, [f for f in formats if not (layout == "compact" and f == "md")])
+    if layout == "compact" and "md" in formats:  # the readable layout (ltbench.report_compact)
+        from ltbench.report_compact import render_compact_markdown
+        from ltbench.results import atomic_write_bytes
+
+        paths.append(out / f"{t.name}.md")
+        atomic_write_bytes(paths[-1], render_compact_markdown(t).encode("utf-8"))
+    for path in paths:
         _say(f"wrote {path}")
+
+
+def _table_extras(t, badges: bool, cost: bool) -> None:
+    """Opt-in badges and cost (ltbench.badges, ltbench.costs); each adds its rule to the caption."""
+    if badges:
+        from ltbench.badges import apply as apply_badges
+
+        apply_badges(t)
+    if cost:
+        from ltbench.costs import apply as apply_costs
+
+        apply_costs(t)
 
 
 @app.command()
 def table(
     which: str = typer.Argument("table1", help="table1, table2, or an experiment file (its grid's runs)."),
     format_: list[str] = typer.Option([], "--format", "-f", help="md, tex or csv (repeatable; default all)."),
-    select: str = typer.Option("last", "--select", help="last (headline) or best (oracle, test-selected)."),
+    select: str = typer.Option("last", "--select", help="last (headline), best (oracle, test-selected) or val "
+                                                         "(best validation epoch; val_select runs)."),
     show: bool = typer.Option(False, "--show", help="Print the table in the terminal."),
     results_dir: Path | None = typer.Option(None, "--results-dir", help=RESULTS_HELP),
     out: Path = typer.Option(DEFAULT_REPORTS, "--out", help="Folder for <name>.{md,tex,csv}."),
+    badges: bool = typer.Option(False, "--badges", help="Mark cells reproduced / above / below the paper."),
+    cost: bool = typer.Option(False, "--cost", help="Add wall time per run and device-hours per cell."),
+    layout: str = typer.Option("wide", "--layout", help="wide (ours | paper | Δ columns) or compact (one "
+                                                        "column per setting; Markdown)."),
 ) -> None:
     """Aggregate seeds (mean ± std, n) into a paper table next to the reported numbers."""
     with user_errors():
@@ -598,15 +639,19 @@ def table(
 
         formats = _check_formats(format_)
         _check_select(select)
+        if layout not in ("wide", "compact"):
+            raise LtbenchError(f"--layout must be wide or compact, got {layout!r}")
         grid = _load_grid(which)
-        frame = collect(results_dir or _default_results(), warn=_warn)
+        results_dir = _require_results(results_dir or _default_results())
+        frame = collect(results_dir, warn=_warn)
         run_ids = grid_run_ids(grid)  # expanding a grid builds every spec: once per command
         t = build_table(frame, grid, select=select, warn=_warn, expected_ids=run_ids)
+        _table_extras(t, badges, cost)
         t.failed = grid_failures(grid, results_dir or _default_results(), run_ids)
         for run_id, reason in t.failed:
             _warn(f"failed run (not in the table's numbers): {run_id}: {reason}")
         _say(f"{t.name}: {len(t.frame)} run(s) of {grid.path} found")
-        _write_outputs(t, out, formats)
+        _write_outputs(t, out, formats, layout)
         if show:
             console.print(rich_table_for(t))
 
@@ -657,6 +702,8 @@ def ablate(
         _check_select(select)
         grid = _ablation_grid(which, quick)
         results_dir = results_dir or _default_results()
+        if collect_only:
+            _require_results(results_dir)
         outcome = SweepOutcome()
         if not collect_only:
             outcome = sweep_grid(grid, results_dir, jobs, data_dir, device)
@@ -688,7 +735,9 @@ def plot_per_class(
         from ltbench.report import collect, grid_run_ids, select_runs
         from ltbench.report import plot_per_class as draw
 
-        results_dir = results_dir or _default_results()
+        results_dir = _require_results(results_dir or _default_results())
+        if run_dirs and len(run_dirs) == 1 and not grid_file and run_dirs[0].suffix in (".yaml", ".yml"):
+            grid_file, run_dirs = str(run_dirs[0]), None  # `plot per-class FILE.yaml` means --grid FILE.yaml
         if run_dirs and grid_file:
             raise LtbenchError("give run directories or --grid, not both")
         name = "per-class"
@@ -758,47 +807,140 @@ __all__ = ["SweepOutcome", "sweep_grid"]
 @app.command()
 def compare(
     file: str = typer.Argument(..., help="Experiment file: its runs are compared (as `table` selects them)."),
-    a: str = typer.Option(..., "--a", help="Arm A: a method or method|key=value ('drw+smcl|mask_locator=center')."),
-    b: str = typer.Option(..., "--b", help="Arm B, the same form."),
+    a: list[str] = typer.Option(..., "--a", help="Arm A: a method or method|key=value "
+                                "('drw+smcl|mask_locator=center'); repeat --a/--b for several pairs "
+                                "(one Holm family)."),
+    b: list[str] = typer.Option(..., "--b", help="Arm B, the same form (one per --a)."),
     metric: list[str] = typer.Option(["top1"], "--metric", "-m",
-                                     help="top1, many, medium, few, seen, unseen, gap or few_gap (repeatable)."),
+                                     help="top1, many, medium, few, seen, unseen, bg_gap_tail, or the old "
+                                          "head/tail-confounded gap / few_gap (repeatable)."),
     results_dir: Path | None = typer.Option(None, "--results-dir", help=RESULTS_HELP),
     json_out: bool = typer.Option(False, "--json", help="Print the rows as JSON."),
     markdown: bool = typer.Option(False, "--md", help="Print a Markdown table (for docs)."),
+    allow_mismatch: bool = typer.Option(False, "--allow-protocol-mismatch",
+                                        help="Compare arms whose protocols differ beyond the compared keys "
+                                             "(the differences are printed with the result)."),
+    decompose: bool = typer.Option(False, "--decompose", help="Also print each arm's and each paired "
+                                   "difference's variance split into data seed / class order / training seed."),
+    plot: Path | None = typer.Option(None, "--plot", help="Write a forest plot of the differences (PNG/PDF)."),
 ) -> None:
-    """A − B per seed (same seed, same subset), its mean and 95 % t-interval, per setting and metric."""
+    """A − B per seed (same seed, same subset), its mean and 95 % t-interval, and Holm-adjusted verdicts
+    over every comparison of the call."""
     with user_errors():
         import pandas as pd
-        from rich.table import Table
 
-        from ltbench.compare import Arm, paired
+        from ltbench.compare import Arm, holm_family, paired, protocol_mismatches
         from ltbench.report import collect, grid_run_ids, select_runs
 
+        if len(a) != len(b):
+            raise LtbenchError(f"give one --b per --a (got {len(a)} --a and {len(b)} --b)")
         grid = _load_grid(file)
-        arm_a, arm_b = Arm.parse(a), Arm.parse(b)
-        frame = select_runs(collect(results_dir or _default_results(), warn=_warn), grid, warn=_warn,
+        pairs = [(Arm.parse(x), Arm.parse(y)) for x, y in zip(a, b, strict=True)]
+        frame = select_runs(collect(_require_results(results_dir or _default_results()), warn=_warn), grid, warn=_warn,
                             expected_ids=grid_run_ids(grid))
         if frame.empty:
             raise LtbenchError(f"no finished runs of {grid.path} under {results_dir or _default_results()}")
-        result = pd.concat([paired(frame, arm_a, arm_b, m) for m in metric], ignore_index=True)
+        mismatch = {f"{x} vs {y}": protocol_mismatches(frame, x, y) for x, y in pairs}
+        mismatch = {k: v for k, v in mismatch.items() if v}
+        if mismatch and not allow_mismatch:
+            k, v = next(iter(mismatch.items()))
+            raise LtbenchError(f"{k}: the arms' protocols differ beyond the compared keys ({'; '.join(v)}); "
+                               "equalise them (e.g. --set budget=steps) or pass --allow-protocol-mismatch")
+        parts = [paired(frame, x, y, m) for x, y in pairs for m in metric]
+        result = pd.concat([p for p in parts if not p.empty] or [pd.DataFrame()], ignore_index=True)
         if result.empty:
-            raise LtbenchError(f"no setting has finished runs of both {arm_a} and {arm_b} with a common seed")
-        if json_out:
-            typer.echo(result.to_json(orient="records", indent=1))
+            names = " / ".join(f"{x} and {y}" for x, y in pairs)
+            raise LtbenchError(f"no setting has finished runs of both {names} with a common seed")
+        result = holm_family(result)
+        decomp = _decomposition(frame, pairs, metric) if decompose else None
+        if plot is not None:
+            from ltbench.figures import plot_forest
+
+            for path in plot_forest(result, plot, title=f"{grid.path.name}: paired differences A − B",
+                                    flagged=list(mismatch)):
+                _say_err(f"wrote {path}")
+        if json_out:  # a list of comparisons; with --decompose, {"comparisons": [...], "decomposition": [...]}
+            import json
+
+            family = int(result.attrs["family"])
+            result = result.drop(columns=["units"]).assign(
+                holm_family=family, protocol_mismatch=[mismatch.get(f"{r.a_arm} vs {r.b_arm}", [])
+                                                       for r in result.itertuples()])
+            rows = json.loads(result.to_json(orient="records"))
+            out = rows if decomp is None else {"comparisons": rows,
+                                               "decomposition": json.loads(decomp.to_json(orient="records"))}
+            typer.echo(json.dumps(out, indent=1))
             return
-        cols = ("setting", "metric", "seeds", "A", "B", "A − B per seed", "mean A − B (95 % CI)", "verdict")
-        rows = []
-        for r in result.itertuples():
-            hw = "" if r.half_width is None or pd.isna(r.half_width) else f" ± {r.half_width:.2f}"
-            rows.append((r.setting, r.metric, ",".join(map(str, r.seeds)), f"{r.a:.2f}", f"{r.b:.2f}",
-                         " ".join(f"{d:+.2f}" for d in r.diffs), f"{r.diff:+.2f}{hw}", r.verdict))
-        if markdown:
-            typer.echo(f"A = `{arm_a}`, B = `{arm_b}`\n")
-            typer.echo(pd.DataFrame(rows, columns=cols).to_markdown(index=False, disable_numparse=True))
-            return
-        table = Table(title=f"A = {arm_a}   B = {arm_b}   (A − B per seed; 95 % t-interval over seeds)")
-        for col in cols:
-            table.add_column(col, justify="left" if col in ("setting", "metric", "verdict") else "right")
-        for row in rows:
-            table.add_row(*row)
-        console.print(table)
+        _print_comparison(result, pairs, mismatch, markdown)
+        if decomp is not None:
+            _print_decomposition(decomp, markdown)
+
+
+def _decomposition(frame, pairs, metrics):
+    from ltbench.compare import decomposition
+
+    return decomposition(frame, pairs, metrics)
+
+
+def _compare_header(result, mismatch: dict[str, list[str]]) -> list[str]:
+    family = int(result.attrs["family"])
+    lines = [f"Holm: verdicts adjusted over the {family} comparison(s) of this call (family-wise α = 0.05, "
+             "paired t-tests); the 95 % t-intervals beside them are per comparison, not adjusted."]
+    for pair, fields in mismatch.items():
+        lines.append(f"PROTOCOL DIFFERS ({pair}): {'; '.join(fields)}: the difference mixes the method "
+                     "with these.")
+    return lines
+
+
+def _print_comparison(result, pairs, mismatch: dict[str, list[str]], markdown: bool) -> None:
+    import pandas as pd
+    from rich.table import Table
+
+    several = len(pairs) > 1
+    cols = (("A − B",) if several else ()) + (
+        "setting", "metric", "seeds", "A", "B", "A − B per seed", "mean A − B (95 % CI)", "verdict", "p",
+        "Holm p", "Holm verdict")
+    rows = []
+    for r in result.itertuples():
+        hw = "" if r.half_width is None or pd.isna(r.half_width) else f" ± {r.half_width:.2f}"
+        p = "" if r.p is None or pd.isna(r.p) else f"{r.p:.3f}"
+        ph = "" if r.p_holm is None or pd.isna(r.p_holm) else f"{r.p_holm:.3f}"
+        rows.append(((f"{r.a_arm} − {r.b_arm}",) if several else ()) + (
+            r.setting, r.metric, ",".join(map(str, r.seeds)), f"{r.a:.2f}", f"{r.b:.2f}",
+            " ".join(f"{d:+.2f}" for d in r.diffs), f"{r.diff:+.2f}{hw}", r.verdict, p, ph, r.holm))
+    header = _compare_header(result, mismatch)
+    if markdown:
+        if not several:
+            typer.echo(f"A = `{pairs[0][0]}`, B = `{pairs[0][1]}`\n")
+        typer.echo("\n".join(header) + "\n")
+        typer.echo(pd.DataFrame(rows, columns=cols).to_markdown(index=False, disable_numparse=True))
+        return
+    title = (f"A = {pairs[0][0]}   B = {pairs[0][1]}   " if not several else "") + \
+        "(A − B per seed; 95 % t-interval over seeds; Holm over the call)"
+    table = Table(title=title, caption="\n".join(header), caption_justify="left")
+    for col in cols:
+        table.add_column(col, justify="left" if col in ("A − B", "setting", "metric", "verdict", "Holm verdict")
+                         else "right")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+def _print_decomposition(decomp, markdown: bool) -> None:
+    import pandas as pd
+
+    text = ("Variance decomposition (method of moments, random effects: data seed x class order crossed, "
+            "training seeds within; negative estimates set to 0; see docs/statistics.md)")
+    if decomp.empty:
+        typer.echo(f"\n{text}: nothing to decompose (fewer than 2 runs per arm)")
+        return
+    shown = pd.DataFrame({"subject": decomp["subject"], "setting": decomp["setting"], "metric": decomp["metric"],
+                          "component": decomp["component"], "levels": decomp["levels"],
+                          "variance": decomp["variance"].map(lambda v: f"{v:.3f}"),
+                          "sd": decomp["sd"].map(lambda v: f"{v:.2f}"),
+                          "share": decomp["share"].map(lambda v: "—" if v is None or pd.isna(v) else f"{v:.0%}")})
+    typer.echo(f"\n{text}\n")
+    if markdown:
+        typer.echo(shown.to_markdown(index=False, disable_numparse=True))
+    else:
+        typer.echo(shown.to_string(index=False))

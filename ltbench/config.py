@@ -16,13 +16,15 @@ from typing import Any, Literal
 
 import yaml
 
+from ltbench.bounds import bounded
 from ltbench.data.datasets import get_dataset
-from ltbench.data.longtail import PROFILES
+from ltbench.data.longtail import PROFILES, longtail_counts
 from ltbench.data.shots import SHOT_RULES
 from ltbench.errors import LtbenchError
 from ltbench.registry import get_method
 from ltbench.results import canonical_spec_json, spec_dict_hash
 from ltbench.schedules import SCHEDULES, resolve_schedule
+from ltbench.spec_rules import check_given, check_spec
 
 PROTOCOL_VERSION = 1
 
@@ -30,19 +32,28 @@ PROTOCOL_VERSION = 1
 @dataclass(frozen=True)
 class TrainSettings:
     backbone: str = "resnet32"
-    epochs: int = 200
-    batch_size: int = 128
-    lr: float = 0.1
-    momentum: float = 0.9
-    weight_decay: float = 2e-4
+    epochs: int = field(default=200, metadata=bounded(ge=1))
+    batch_size: int = field(default=128, metadata=bounded(ge=1))
+    lr: float = field(default=0.1, metadata=bounded(gt=0))
+    momentum: float = field(default=0.9, metadata=bounded(ge=0, lt=1))
+    weight_decay: float = field(default=2e-4, metadata=bounded(ge=0))
     schedule: str = "ldam-step"
-    warmup_epochs: int | None = None  # None: the schedule's fraction of `epochs`
-    lr_milestones: tuple[int, ...] | None = None
+    # None: the schedule's fraction of `epochs`
+    warmup_epochs: int | None = field(default=None, metadata=bounded(ge=0))
+    lr_milestones: tuple[int, ...] | None = field(default=None, metadata=bounded(gt=0))  # each; order: spec_rules
     precision: Literal["fp32", "bf16"] = "fp32"
     shot_rule: str = "shots-100-20"
-    eval_every: int = 1  # evaluate every k epochs and at the last one (best-epoch is over these)
+    # evaluate every k epochs and at the last one (best-epoch is over these)
+    eval_every: int = field(default=1, metadata=bounded(ge=1))
     image_size: int | None = None  # view (crop) side for file-backed data (imagenet family); None: resident size
-    val_select: bool = False  # also evaluate the val list; final.json records the val-selected epoch
+    # also evaluate a val set (ImageNet-LT: its val list; the others: a seeded balanced half of the test set,
+    # reported numbers then come from the other half); final.json records the val-selected epoch
+    val_select: bool = False
+    # equal-budget control (_apply_budget): "epochs" trains `epochs` as given; "steps" rescales them to the
+    # optimiser-step count of a run at the reference batch, "samples" to the sample-passes of a 1-view run
+    budget: Literal["epochs", "steps", "samples"] = "epochs"
+    budget_ref_batch: int | None = field(default=None, metadata=bounded(ge=1))  # steps: None = the preset's batch
+    budget_ref_epochs: int | None = None  # the epochs before rescaling (filled in by the builder)
 
 
 # preset -> data-set family -> TrainSettings fields. `paper` is the reference recipe (spec §3.1);
@@ -68,15 +79,20 @@ PRESETS["quick"]["imagenet"] = {**IMAGENET_PAPER, "epochs": 2, "batch_size": 64,
 
 
 
+# numpy / torch seeds are unsigned 32-bit (numpy.random.default_rng accepts more, torch.manual_seed does not)
+SEED_RANGE = bounded(ge=0, le=2**32 - 1)
+
+
 @dataclass(frozen=True)
 class RunSpec:
     method: str
     dataset: str
     ratio: float
-    seed: int = 0
-    data_seed: int = 0
+    seed: int = field(default=0, metadata=SEED_RANGE)
+    data_seed: int = field(default=0, metadata=SEED_RANGE)
     profile: str = "exp"
-    max_per_class: int | None = None
+    max_per_class: int | None = field(default=None, metadata=bounded(ge=1))
+    class_order: int = field(default=0, metadata=bounded(ge=0))  # 0: identity (longtail.class_permutation)
     preset: str = "paper"
     data_version: str = "1"  # bumped when a data set's construction changes (e.g. the shapes generator)
     train: TrainSettings = field(default_factory=TrainSettings)
@@ -185,7 +201,7 @@ def _field_types(cls: type) -> dict[str, Any]:
 
 # ----- building a spec --------------------------------------------------------------------------
 
-SPEC_KEYS = ("data_seed", "profile", "max_per_class")
+SPEC_KEYS = ("data_seed", "profile", "max_per_class", "class_order")
 
 
 def build_spec(method: str, dataset: str, ratio: float, seed: int = 0, preset: str = "paper",
@@ -213,7 +229,7 @@ def build_spec(method: str, dataset: str, ratio: float, seed: int = 0, preset: s
 
     train_types = _field_types(TrainSettings)
     hp_types = _field_types(cls.Hparams)
-    spec_types = {"data_seed": int, "profile": str, "max_per_class": int | None}
+    spec_types = {"data_seed": int, "profile": str, "max_per_class": int | None, "class_order": int}
     unknown = [k for k in overrides if k not in train_types and k not in hp_types and k not in spec_types]
     if unknown:
         valid = sorted(set(train_types) | set(hp_types) | set(spec_types))
@@ -225,7 +241,7 @@ def build_spec(method: str, dataset: str, ratio: float, seed: int = 0, preset: s
     hp_values: dict[str, Any] = dataclasses.asdict(cls.Hparams())
     hp_values.update(cls.family_defaults.get(info.family, {}))
     hp_values.update(entry.defaults)
-    spec_values: dict[str, Any] = {"data_seed": 0, "profile": "exp", "max_per_class": None}
+    spec_values: dict[str, Any] = {"data_seed": 0, "profile": "exp", "max_per_class": None, "class_order": 0}
     for key, value in overrides.items():
         if key in train_types:
             train_values[key] = _coerce(key, value, train_types[key])
@@ -233,14 +249,74 @@ def build_spec(method: str, dataset: str, ratio: float, seed: int = 0, preset: s
             hp_values[key] = _coerce(key, value, hp_types[key])
         else:
             spec_values[key] = _coerce(key, value, spec_types[key])
+    # a value the user gave is checked even where resolving later drops it (e.g. drw_beta without drw)
+    check_given((RunSpec, TrainSettings, cls.Hparams), {**spec_values, **hp_values, **train_values}, overrides)
 
+    _apply_budget(train_values, family_presets[info.family].get("batch_size", TrainSettings.batch_size),
+                  lambda: _train_size(info, ratio, spec_values), lambda: _view_count(cls, hp_values))
     train = _resolve_train(train_values)
     _validate_file_backed(train, spec_values, info)
     hp_values = cls.resolve_hparams(hp_values, train.epochs)
     cls.Hparams(**hp_values)  # constructs, i.e. validates the combination
     _validate_spec_values(spec_values, info)
-    return RunSpec(method=method, dataset=dataset, ratio=ratio, seed=int(seed), preset=preset,
+    spec = RunSpec(method=method, dataset=dataset, ratio=ratio, seed=_coerce("seed", seed, int), preset=preset,
                    data_version=info.version, train=train, hparams=dict(sorted(hp_values.items())), **spec_values)
+    check_spec(spec, cls.Hparams, milestones_given="lr_milestones" in overrides)  # ranges + cross-field rules
+    if info.bundle is None:  # formula-cut subsets: every class keeps at least one training image
+        from ltbench.splits import require_training_images
+
+        require_training_images(info.num_classes, spec.max_per_class or info.max_per_class, ratio, spec.profile,
+                                dataset, info.max_per_class)
+    return spec
+
+
+def _apply_budget(values: dict[str, Any], preset_batch: int, train_size, view_count) -> None:
+    """Rescale `epochs` for an equal-budget comparison (before the epoch-fraction defaults resolve).
+
+    steps:   epochs' = round(epochs * ceil(n / b_ref) / ceil(n / b)), b_ref = `budget_ref_batch`, default
+             the data-set preset's batch size (before a method's own batch default), so a batch-256 method
+             gets the optimiser steps of the preset's batch-128 recipe.
+    samples: epochs' = round(epochs / views): the sample-passes (images x views x epochs) of a 1-view run.
+    Warm-up, LR milestones, DRW and masking starts left at their defaults are fractions of the epochs
+    and scale with them; explicit values are kept as given.
+    """
+    rule = values["budget"]
+    if values["budget_ref_epochs"] is not None:
+        raise LtbenchError("budget_ref_epochs is filled in from epochs; set epochs (the reference run's) instead")
+    if rule != "steps" and values["budget_ref_batch"] is not None:
+        raise LtbenchError(f"budget_ref_batch applies with budget=steps, not budget={rule}")
+    if rule == "epochs":
+        return
+    if values["epochs"] < 1 or values["batch_size"] < 1:
+        return  # _resolve_train names the bad value
+    epochs = values["epochs"]
+    if rule == "steps":
+        n, ref = train_size(), values["budget_ref_batch"] or preset_batch
+        if ref < 1:
+            raise LtbenchError(f"budget_ref_batch must be >= 1, got {ref}")
+        values["budget_ref_batch"] = ref
+        scaled = epochs * math.ceil(n / ref) / math.ceil(n / values["batch_size"])
+    else:
+        scaled = epochs / view_count()
+    values["budget_ref_epochs"] = epochs
+    values["epochs"] = max(1, round(scaled))
+
+
+def _train_size(info, ratio: float, spec_values: dict[str, Any]) -> int:
+    """Training images of the long-tailed subset, from the count formula (no data read)."""
+    if info.bundle is not None:
+        raise LtbenchError(f"budget=steps needs the training-set size, which {info.name} reads from its split "
+                           "files; set epochs directly")
+    try:
+        return sum(longtail_counts(info.num_classes, spec_values["max_per_class"] or info.max_per_class, ratio,
+                                   spec_values["profile"]))
+    except ValueError as exc:
+        raise LtbenchError(str(exc)) from None
+
+
+def _view_count(cls, hp_values: dict[str, Any]) -> int:
+    """How many augmented views of each source image the method takes (its `views()` declaration)."""
+    return len(cls.views(types.SimpleNamespace(hp=cls.Hparams(**hp_values))))
 
 
 def _resolve_train(values: dict[str, Any]) -> TrainSettings:
@@ -272,9 +348,7 @@ def _validate_file_backed(train: TrainSettings, values: dict[str, Any], info) ->
         if train.image_size is not None:
             raise LtbenchError(f"image_size applies to file-backed data sets (imagenet-lt); {info.name} is used "
                                "at its native size")
-        if train.val_select:
-            raise LtbenchError(f"val_select needs a data set with a val list (imagenet-lt); {info.name} has none")
-        return
+        return  # val_select here: a seeded balanced half of the test set selects (ltbench.data.val_split)
     if train.image_size is None or train.image_size < 16:
         raise LtbenchError(f"image_size must be an integer >= 16 for {info.name}, got {train.image_size}")
     if values["profile"] != "exp":
@@ -284,6 +358,10 @@ def _validate_file_backed(train: TrainSettings, values: dict[str, Any], info) ->
 def _validate_spec_values(values: dict[str, Any], info) -> None:
     if values["profile"] not in PROFILES:
         raise LtbenchError(f"unknown profile {values['profile']!r}; choose from {', '.join(PROFILES)}")
+    if values["class_order"] < 0:
+        raise LtbenchError(f"class_order must be an integer >= 0, got {values['class_order']}")
+    if values["class_order"] and info.bundle is not None:
+        raise LtbenchError(f"{info.name} is a fixed split; class_order does not apply")
     head = values["max_per_class"]
     if head is not None and not 1 <= head <= info.max_per_class:
         raise LtbenchError(f"max_per_class must be in 1..{info.max_per_class} for {info.name}, got {head}")

@@ -77,11 +77,11 @@ class Dist:
         if not self.active:
             return local
         width = -(-n // self.world)
-        padded = torch.full((width,), -1, dtype=local.dtype, device=local.device)
+        padded = torch.full((width, *local.shape[1:]), -1, dtype=local.dtype, device=local.device)  # [N] or [N, C]
         padded[: local.shape[0]] = local
         parts = [torch.empty_like(padded) for _ in range(self.world)]
         dist.all_gather(parts, padded)
-        full = torch.empty(n, dtype=local.dtype, device=local.device)
+        full = torch.empty((n, *local.shape[1:]), dtype=local.dtype, device=local.device)
         for r, part in enumerate(parts):
             count = len(range(r, n, self.world))
             full[r::self.world] = part[:count]

@@ -35,8 +35,9 @@ if TYPE_CHECKING:  # pragma: no cover
 REQUIRED_KEYS = ("methods", "datasets", "ratios", "seeds")
 OPTIONAL_KEYS = ("preset", "overrides", "vary", "max_per_class", "table", "metrics")
 # table columns a grid may ask for (`metrics:`); seen/unseen/gap are the shapes background metrics
-TABLE_METRICS = ("top1", "many", "medium", "few", "seen", "unseen", "gap", "few_gap")
+TABLE_METRICS = ("top1", "many", "medium", "few", "seen", "unseen", "gap", "few_gap", "bg_gap_tail")
 TABLE_LAYOUTS = ("table1", "table2", "grid", "ablate", "ablate-masking", "ablate-contrastive")
+MAX_GRID_RUNS = 100_000  # combinations a grid may expand to (each is a spec to build and a directory to check)
 NAMED_GRIDS = {"masking": "ablate-masking", "contrastive": "ablate-contrastive"}
 
 
@@ -146,7 +147,9 @@ def load_grid(path: str | Path) -> Grid:
     if path.is_dir():
         raise LtbenchError(f"experiment file {path} is a directory")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)  # noqa: S506 (a SafeLoader)
+    except _DuplicateKey as exc:
+        raise LtbenchError(f"{path}: {exc}") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
@@ -223,10 +226,38 @@ def load_grid(path: str | Path) -> Grid:
     def dedup(items: list) -> tuple:
         return tuple(dict.fromkeys(items))
 
-    return Grid(path=path, methods=dedup([m.strip() for m in methods]), datasets=dedup(datasets),
+    grid = Grid(path=path, methods=dedup([m.strip() for m in methods]), datasets=dedup(datasets),
                 ratios=dedup([float(r) for r in ratios]), seeds=dedup(seeds), preset=preset,
                 overrides=dict(overrides), vary=vary, heads=dedup(heads), table=table,
                 metrics=None if metrics is None else dedup(metrics))
+    if grid.size > MAX_GRID_RUNS:  # refused before any spec is built: planning is per run
+        raise LtbenchError(f"{path}: the grid has {grid.size:,} runs, more than the {MAX_GRID_RUNS:,} ltbench plans "
+                           "in one go; split it into several files")
+    return grid
+
+
+class _DuplicateKey(yaml.YAMLError):
+    pass
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load, except that a key given twice in one mapping is an error (PyYAML keeps the last one
+    silently; YAML 1.2 section 3.2.1.1 requires keys to be unique)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: the base constructor reports it
+                continue
+            if first is not None:
+                where = f"line {line}" if first == line else f"lines {first} and {line}"
+                raise _DuplicateKey(f"key {key!r} appears twice ({where})")
+            seen[key] = line
+        return super().construct_mapping(node, deep)
 
 
 # ----- expansion ---------------------------------------------------------------------------------

@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,7 +32,14 @@ from typing import TYPE_CHECKING, Protocol
 from ltbench.cpu import WORKER_ENV
 from ltbench.errors import LtbenchError
 from ltbench.locks import lock_is_live, pid_alive
-from ltbench.results import atomic_write_bytes, atomic_write_json, read_json, run_state
+from ltbench.results import (
+    atomic_write_bytes,
+    atomic_write_json,
+    open_no_follow,
+    read_json,
+    read_jsonl,
+    run_state,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from ltbench.grid import GridRun
@@ -163,6 +172,14 @@ def failure_kind(run_dir: Path) -> str | None:
     return info.get("kind") if isinstance(info, dict) else None
 
 
+def trained_by(run_dir: Path, pid: int) -> bool:
+    """True if a training session of this host's process `pid` is recorded in the run's sessions.jsonl:
+    a worker that found the run already finished by another sweep trained nothing and is not counted."""
+    host = socket.gethostname()
+    return any(row.get("pid") == pid and row.get("host") == host
+               for row in read_jsonl(Path(run_dir) / "sessions.jsonl"))
+
+
 def log_tail(path: Path, lines: int = 5) -> list[str]:
     """The last lines of a log file (empty if there is none)."""
     try:
@@ -197,6 +214,7 @@ class JobResult:
     slot: int | None = None
     gpu: str | None = None
     job_id: str | None = None  # the scheduler's id (submitit launcher)
+    pid: int | None = None  # the local worker's pid (LocalLauncher): who trained the run (trained_by)
 
     @property
     def ok(self) -> bool:
@@ -267,6 +285,7 @@ class LocalLauncher:
             if on_event is not None:
                 on_event(kind, job, res)
 
+        previous = _raise_on_sigterm()
         try:
             while queue or running:
                 while queue and free:
@@ -275,7 +294,8 @@ class LocalLauncher:
                     for path, data in job.files.items():
                         atomic_write_bytes(path, data)
                     job.log_path.parent.mkdir(parents=True, exist_ok=True)
-                    log = open(job.log_path, "ab")  # noqa: SIM115 (closed when the job ends)
+                    # O_NOFOLLOW: a log.txt planted as a link is refused, its target never appended to
+                    log = os.fdopen(open_no_follow(job.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT), "ab")
                     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")
                     gpu = self.slots[slot]
                     log.write(f"=== {stamp} ltbench sweep: {shlex.join(job.argv)}"
@@ -305,18 +325,44 @@ class LocalLauncher:
                     del running[slot]
                     free.append(slot)
                     free.sort()
-                    res = JobResult(job, code, time.monotonic() - t0, slot, self.slots[slot])
+                    res = JobResult(job, code, time.monotonic() - t0, slot, self.slots[slot], pid=proc.pid)
                     results[order[id(job)]] = res
                     emit("end", job, res)
                 if running:
                     time.sleep(self.poll_s)
-        except BaseException:  # Ctrl-C or a failing hook: stop the children we started, by pid
+        except BaseException:  # Ctrl-C, SIGTERM or a failing hook: stop the children we started, by pid
             for proc, job, _t0, log in running.values():
                 _stop(proc)
                 log.close()
                 _clear_pid(job)
             raise
+        finally:
+            _restore_sigterm(previous)
         return [results.get(i, JobResult(j, None)) for i, j in enumerate(jobs)]
+
+
+class SweepTerminated(KeyboardInterrupt):
+    """SIGTERM reached the sweep (`timeout`, a scheduler's time limit): stop like Ctrl-C.
+
+    The workers run in their own sessions (start_new_session, so a Ctrl-C in the terminal reaches the
+    sweep only, which stops them in order); a SIGTERM to the sweep alone would otherwise leave them
+    training as orphans with a stale worker.json."""
+
+
+def _raise_on_sigterm():
+    """Turn SIGTERM into SweepTerminated for the pool's loop (main thread only; None elsewhere)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum, frame):
+        raise SweepTerminated()
+
+    return signal.signal(signal.SIGTERM, handler)
+
+
+def _restore_sigterm(previous) -> None:
+    if previous is not None:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _write_pid(job: Job, pid: int) -> None:

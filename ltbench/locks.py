@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from ltbench.errors import LtbenchError
+from ltbench.results import open_no_follow
 
 LOCK_NAME = "lock"
 EXIT_LOCKED = 75  # a worker's exit code when another process holds the run (EX_TEMPFAIL)
@@ -51,7 +52,7 @@ def read_lock(run_dir: Path) -> dict | None:
 def lock_is_live(run_dir: Path) -> bool:
     """True if a process holds the run's lock right now (probed with a non-blocking shared flock)."""
     try:
-        fd = os.open(Path(run_dir) / LOCK_NAME, os.O_RDONLY)
+        fd = os.open(Path(run_dir) / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
         return False
     try:
@@ -66,7 +67,7 @@ def lock_is_live(run_dir: Path) -> bool:
 def _acquire(path: Path) -> int:
     """An fd holding LOCK_EX on the file now at `path`; RunLocked if a live process holds it."""
     while True:
-        fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o644)
+        fd = open_no_follow(path, os.O_CREAT | os.O_RDWR, 0o644)  # a planted link is refused, never truncated
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

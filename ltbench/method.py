@@ -21,6 +21,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ltbench.bounds import bounded
 from ltbench.models import ModelOptions
 
 
@@ -29,14 +30,28 @@ def epoch_fraction(fraction: float) -> dict[str, float]:
     return {"epoch_fraction": fraction}
 
 
+def reset_to_default(hparams: type, values: dict[str, Any], epochs: int, *names: str) -> None:
+    """Set `names` back to their dataclass defaults (epoch fractions resolved against `epochs`).
+
+    Used by `resolve_hparams` for settings that cannot change the computation in the current
+    combination (e.g. `drw_beta` without DRW): one computation, one canonical spec, one run id.
+    """
+    fields = {f.name: f for f in dataclasses.fields(hparams)}
+    for name in names:
+        f = fields[name]
+        frac = f.metadata.get("epoch_fraction")
+        values[name] = round(frac * epochs) if frac is not None else f.default
+
+
 @dataclass
 class BaseHparams:
     """Hyperparameters every method has: deferred re-weighting (spec §4.2)."""
 
     drw: bool = False
     drw_weighting: Literal["cb", "inverse"] = "cb"
-    drw_beta: float = 0.9999
-    drw_start_epoch: int | None = field(default=None, metadata=epoch_fraction(0.8))
+    # (1 - beta) / (1 - beta^n): beta = 1 divides by zero (Cui et al. 2019, arXiv:1901.05555)
+    drw_beta: float = field(default=0.9999, metadata=bounded(ge=0, lt=1))
+    drw_start_epoch: int | None = field(default=None, metadata={**epoch_fraction(0.8), **bounded(ge=0)})
 
 
 @dataclass
@@ -115,12 +130,20 @@ class Method:
 
     @classmethod
     def resolve_hparams(cls, values: dict[str, Any], epochs: int) -> dict[str, Any]:
-        """Fill epoch-derived defaults left as None (metadata `epoch_fraction`)."""
+        """Fill epoch-derived defaults left as None (metadata `epoch_fraction`); reset no-op settings.
+
+        Subclasses extend this with their own no-op combinations (tests/test_hparams_matter.py walks
+        every field of every registered method and fails on a setting that changes nothing).
+        """
         out = dict(values)
         for f in dataclasses.fields(cls.Hparams):
             frac = f.metadata.get("epoch_fraction")
             if frac is not None and out.get(f.name) is None:
                 out[f.name] = round(frac * epochs)
+        if not out.get("drw", False):  # DRW off: its settings change nothing, so they leave the run id
+            reset_to_default(cls.Hparams, out, epochs, "drw_weighting", "drw_beta", "drw_start_epoch")
+        elif out.get("drw_weighting") == "inverse":  # inverse-frequency weights have no beta
+            reset_to_default(cls.Hparams, out, epochs, "drw_beta")
         return out
 
     # ----- hooks --------------------------------------------------------------------------

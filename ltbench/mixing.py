@@ -6,21 +6,34 @@ epoch lies in the window 3 < e < E - 3; one lambda ~ Beta(alpha, alpha) and one 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
 from ltbench.augment import cutmix_box
+from ltbench.bounds import bounded
 from ltbench.method import BaseHparams, Method
 
 
 @dataclass
 class MixHparams(BaseHparams):
-    mix_prob: float = 0.5  # per batch (CMO --mixup_prob)
-    mix_alpha: float = 1.0  # lambda ~ Beta(alpha, alpha) (CMO --beta)
-    mix_start_epoch: int | None = None  # first mixing epoch; None: the reference's 4 of 200
-    mix_end_epoch: int | None = None  # first epoch without mixing; None: E - 3
+    mix_prob: float = field(default=0.5, metadata=bounded(ge=0, le=1))  # per batch (CMO --mixup_prob)
+    mix_alpha: float = field(default=1.0, metadata=bounded(gt=0))  # lambda ~ Beta(alpha, alpha) (CMO --beta)
+    # first mixing epoch; None: the reference's 4 of 200
+    mix_start_epoch: int | None = field(default=None, metadata=bounded(ge=0))
+    # first epoch without mixing; None: E - 3
+    mix_end_epoch: int | None = field(default=None, metadata=bounded(ge=0))
+
+
+def _fill_window(out: dict[str, Any], epochs: int) -> None:
+    """CMO's start/end_data_aug = 3 (absolute, for 100- and 200-epoch recipes); scaled for short runs."""
+    margin = 3 if epochs >= 100 else round(3 * epochs / 200)
+    if out.get("mix_start_epoch") is None:
+        out["mix_start_epoch"] = margin + 1 if margin else 0
+    if out.get("mix_end_epoch") is None:
+        out["mix_end_epoch"] = epochs - margin
 
 
 class MixingMethod(Method):
@@ -31,12 +44,13 @@ class MixingMethod(Method):
     @classmethod
     def resolve_hparams(cls, values: dict[str, Any], epochs: int) -> dict[str, Any]:
         out = super().resolve_hparams(values, epochs)
-        # CMO's start/end_data_aug = 3 (absolute, for 100- and 200-epoch recipes); scaled for short runs.
-        margin = 3 if epochs >= 100 else round(3 * epochs / 200)
-        if out.get("mix_start_epoch") is None:
-            out["mix_start_epoch"] = margin + 1 if margin else 0
-        if out.get("mix_end_epoch") is None:
-            out["mix_end_epoch"] = epochs - margin
+        _fill_window(out, epochs)
+        if out["mix_prob"] == 0:  # no batch is mixed: the mixing settings change nothing (one run id)
+            base = {f.name for f in dataclasses.fields(BaseHparams)} | {"mix_prob"}
+            for f in dataclasses.fields(cls.Hparams):
+                if f.name not in base:
+                    out[f.name] = f.default
+            _fill_window(out, epochs)
         return out
 
     def mix_now(self) -> bool:

@@ -23,8 +23,12 @@ from typing import Any
 
 import pandas as pd
 
+from ltbench import fingerprint
+from ltbench.fingerprint import flatten_protocol
 from ltbench.grid import Grid, repo_dir
+from ltbench.protocol import protocol_of
 from ltbench.results import jsonable, load_final, read_json, read_jsonl, run_state, spec_dict_hash
+from ltbench.stats import t975
 
 Warn = Callable[[str], None]
 
@@ -42,17 +46,26 @@ DATASET_LABELS = {"cifar100": "CIFAR-100-LT", "cifar10": "CIFAR-10-LT", "imagene
                   "fashion-mnist": "Fashion-MNIST-LT", "shapes": "shapes-LT"}
 METRICS = ("top1", "many", "medium", "few")
 METRIC_LABELS = {"top1": "All", "many": "Many", "medium": "Med", "few": "Few", "seen": "Seen", "unseen": "Unseen",
-                 "gap": "Gap", "few_gap": "Few gap"}
+                 "gap": "Gap", "few_gap": "Few gap",
+                 "bg_gap_tail": "BG gap (tail)"}
 # shapes' background metrics (final.json `seen_split`): test images whose (class, background) pair was seen
 # in training vs not, and the gap between them ("background reliance"); last epoch only
-LOWER_IS_BETTER = {"gap", "few_gap"}
+LOWER_IS_BETTER = {"gap", "few_gap", "bg_gap_tail"}
 BACKGROUND_COLUMNS = {"seen": "seen_split.seen.top1", "unseen": "seen_split.unseen.top1",
-                      "gap": "seen_split.gap.top1", "few_gap": "seen_split.gap.few"}
+                      "gap": "seen_split.gap.top1", "few_gap": "seen_split.gap.few", "bg_gap_tail": "bg_gap_tail"}
+# the old seen-minus-unseen gap compares head-heavy seen pairs with tail-only unseen pairs (head vs tail,
+# not background); tables show the tail-only, same-classes metric in its place (old records: note e)
+OLD_GAPS = {"gap": "bg_gap_tail", "few_gap": "bg_gap_tail"}
+INTERVAL_METRICS = {"bg_gap_tail"}  # shown with a 95 % t-interval over seeds instead of the std
 SELECT_COLUMNS = {"last": {m: m for m in METRICS},
                   "best": {"top1": "best_top1", "many": "best_many", "medium": "best_medium",
-                           "few": "best_few"}}
+                           "few": "best_few"},
+                  # val_select runs: the test numbers of the epoch with the best val top-1 (final.json val_selected)
+                  "val": {m: f"val_selected.{m}" for m in METRICS}}
 SELECT_TEXT = {"last": "last epoch (the headline number)",
-               "best": "best test epoch (an oracle: selected on the test set, optimistic)"}
+               "best": "best test epoch (an oracle: selected on the test set, optimistic)",
+               "val": ("epoch with the best validation top-1 (val_select runs: a seeded balanced half of the test "
+                       "set selects, the other half is reported; ImageNet-LT: its val list selects)")}
 SHOT_RULE_TEXT = {"shots-100-20": "Many > 100, Medium 20-100, Few < 20 training images",
                   "shots-cmo-imagenet": "Many > 100, Medium 21-100, Few <= 20 training images",
                   "shots-oltr": "Many >= 100, Medium 21-99, Few <= 20 training images"}
@@ -68,8 +81,10 @@ NOTES = {
     "b": "no paper number",
     "c": "the paper's number is for CIFAR-100-LT r=100, another setting; no gap",
     "d": "empty shot group (no class of this setting falls in it)",
+    "e": "not recorded: these runs predate the tail-only background gap (bg_gap_tail)",
 }
-SUPERSCRIPT = {"a": "ᵃ", "b": "ᵇ", "c": "ᶜ", "d": "ᵈ"}
+SUPERSCRIPT = {"a": "ᵃ", "b": "ᵇ", "c": "ᶜ", "d": "ᵈ", "e": "ᵉ"}
+NUMBERS = "¹²³⁴⁵⁶⁷⁸⁹"  # protocol notes on row labels
 DASH = "—"
 
 
@@ -199,6 +214,10 @@ def read_run(run_dir: Path, results_dir: Path | None = None, include_lists: bool
         row[f"train.{k}"] = _cell_value(v)
         keys.append(f"train.{k}")
     row["spec_keys"] = tuple(sorted(keys))
+    try:  # the protocol fingerprint (None: an older record cannot tell), as protocol.<field> columns
+        row.update(flatten_protocol(protocol_of(final, spec)))
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise ValueError(f"{run_dir / 'final.json'}: cannot derive its protocol ({exc})") from None
     flat: dict[str, Any] = {}
     _flatten("", {k: v for k, v in final.items() if k not in _LIST_KEYS}, flat)
     for k, v in flat.items():
@@ -426,6 +445,7 @@ class Row:
     label: str  # the paper's name, or ours
     method: str | None  # None: a reported-only row
     vary: dict[str, Any] = field(default_factory=dict)
+    mark: str = ""  # a numbered protocol note (TableResult.protocol_notes)
 
 
 @dataclass
@@ -440,6 +460,10 @@ class Cell:
     note: str | None = None  # footnote on ours
     paper_note: str | None = None  # footnote on the paper number
     best: bool = False
+    half95: float | None = None  # INTERVAL_METRICS: 95 % t half-width over seeds
+    frame_index: list = field(default_factory=list)  # the cell's runs (TableResult.frame index)
+    badge: str | None = None  # opt-in (`table --badges`): ltbench.badges
+    cost: Any = None  # opt-in (`table --cost`): ltbench.costs.CellCost
 
 
 @dataclass
@@ -459,6 +483,7 @@ class TableResult:
     notes: list[str] = field(default_factory=list)  # footnote letters used
     paper_cols: set[str] = field(default_factory=set)  # columns shown with paper and Δ beside ours
     failed: list[tuple[str, str]] = field(default_factory=list)  # (run id, reason): not in any number
+    protocol_notes: list[str] = field(default_factory=list)  # rows whose protocol differs from the others
 
 
 def _grid_columns(grid: Grid, metrics: Sequence[str]) -> list[Column]:
@@ -534,6 +559,7 @@ def build_table(df: pd.DataFrame, grid: Grid, select: str = "last", name: str | 
         ablation = layout.startswith("ablate-")
         single = len(grid.settings()) == 1
         metrics = grid.metrics or (METRICS if (ablation or single) else ("top1",))
+        metrics = tuple(dict.fromkeys(OLD_GAPS.get(m, m) for m in metrics))
         columns = _grid_columns(grid, metrics)
         frame = select_runs(df, grid, warn=warn, expected_ids=expected_ids)
         rows = _vary_rows(grid, grid.methods)
@@ -551,6 +577,7 @@ def build_table(df: pd.DataFrame, grid: Grid, select: str = "last", name: str | 
     vcols = {k: value_column(frame, k) for k in vary_keys} if not frame.empty else {}
     cells: dict[tuple[str, str], Cell] = {}
     metric_cols = SELECT_COLUMNS[select]
+    row_of: dict[Any, str] = {}  # frame index -> row key (for the protocol notes)
     for row in rows:
         if row.method is None or frame.empty:
             sub_rows = frame.iloc[0:0]
@@ -558,6 +585,7 @@ def build_table(df: pd.DataFrame, grid: Grid, select: str = "last", name: str | 
             sub_rows = frame[frame["method"] == row.method]
             for k, v in row.vary.items():
                 sub_rows = sub_rows[sub_rows[vcols[k]].map(lambda x, v=v: _norm(x) == _norm(v))]
+            row_of.update(dict.fromkeys(sub_rows.index, row.key))
         for col in columns:
             sub = sub_rows[(sub_rows["dataset"] == col.dataset) & (sub_rows["ratio"] == col.ratio)]
             same_head = [(col.head is None) if _isna(h) else int(h) == col.head for h in sub["max_per_class"]]
@@ -566,12 +594,14 @@ def build_table(df: pd.DataFrame, grid: Grid, select: str = "last", name: str | 
             source = metric_cols.get(col.metric) or (BACKGROUND_COLUMNS.get(col.metric) if select == "last" else None)
             values = pd.to_numeric(sub[source], errors="coerce") if len(sub) and source in sub else pd.Series(
                 dtype="float64")
-            cell = Cell(runs=len(sub), n=int(values.notna().sum()))
+            cell = Cell(runs=len(sub), n=int(values.notna().sum()), frame_index=list(sub.index))
             if cell.n:
                 cell.mean = float(values.mean())
                 cell.std = float(values.std(ddof=1)) if cell.n > 1 else None
+                if col.metric in INTERVAL_METRICS and cell.std is not None:
+                    cell.half95 = t975(cell.n - 1) * cell.std / math.sqrt(cell.n)
             elif cell.runs:
-                cell.note = "d"
+                cell.note = "e" if col.metric in INTERVAL_METRICS and _has_background(sub) else "d"
             elif row.method is not None:
                 cell.note = "a"  # reported-only rows say so in their ltbench column
             _attach_paper(cell, row, col, layout, paper_t1, paper_t2, ablations)
@@ -580,7 +610,7 @@ def build_table(df: pd.DataFrame, grid: Grid, select: str = "last", name: str | 
             cells[(row.key, col.key)] = cell
     # a background metric of a data set that has none (everything but `shapes`): drop the column
     columns = [col for col in columns if col.metric not in BACKGROUND_COLUMNS
-               or any(cells[(r.key, col.key)].n for r in rows)
+               or any(cells[(r.key, col.key)].n or cells[(r.key, col.key)].note == "e" for r in rows)
                or not any(cells[(r.key, col.key)].runs for r in rows)]
     for col in columns:  # bold: best of ours per column (for a gap, the smallest: less background reliance)
         means = [cells[(r.key, col.key)].mean for r in rows if cells[(r.key, col.key)].mean is not None]
@@ -602,7 +632,33 @@ def build_table(df: pd.DataFrame, grid: Grid, select: str = "last", name: str | 
     used = {c.note for c in shown} | {c.paper_note for c in shown}
     result.notes = [k for k in NOTES if k in used]
     result.caption = _caption(result, grid, frame)
+    _protocol_notes(result, row_of)
     return result
+
+
+def _has_background(runs: pd.DataFrame) -> bool:
+    """Runs of a data set with backgrounds (they record the seen/unseen split)."""
+    col = BACKGROUND_COLUMNS["seen"]
+    return col in runs and bool(pd.to_numeric(runs[col], errors="coerce").notna().any())
+
+
+def _protocol_notes(t: TableResult, row_of: dict[Any, str]) -> None:
+    """Caption: the fingerprint the runs share; numbered notes on rows whose runs differ from the other
+    rows (same setting and seed) in a field the grid does not vary."""
+    frame = t.frame.loc[[i for i in t.frame.index if i in row_of]] if not t.frame.empty else t.frame
+    shared = fingerprint.shared_text(frame, t.vary_keys)
+    if shared:
+        t.caption += " " + shared
+    by_key = {r.key: r for r in t.rows}
+    for k, (keys, text) in enumerate(fingerprint.row_notes(frame, pd.Series(row_of, dtype=object), t.vary_keys,
+                                                                 [r.key for r in t.rows])):
+        mark = NUMBERS[k] if k < len(NUMBERS) else f"({k + 1})"
+        names = []
+        for key in keys:
+            row = by_key[key]
+            names.append(row.label + "".join(f"|{v}={fmt_value(x)}" for v, x in row.vary.items()))
+            row.mark = mark
+        t.protocol_notes.append(f"{mark} {', '.join(dict.fromkeys(names))}: {text} (the other rows)")
 
 
 def _attach_paper(cell: Cell, row: Row, col: Column, layout: str, t1, t2, abl) -> None:
@@ -680,7 +736,9 @@ def _ours_text(c: Cell, expected: int, fmt: str) -> str:
     if c.mean is None:
         return _dash(c.note, fmt)
     dag = "†" if c.n < expected else ""
-    if c.std is None:
+    if c.half95 is not None:
+        text = f"{c.mean:.2f} [{c.mean - c.half95:.2f}, {c.mean + c.half95:.2f}] ({c.n}){dag}"
+    elif c.std is None:
         text = f"{c.mean:.2f} ({c.n}){dag}"
     else:
         text = f"{c.mean:.2f} ± {c.std:.2f} ({c.n}){dag}"
@@ -704,7 +762,8 @@ def _paper_text(c: Cell, fmt: str) -> str:
 
 
 def _gap_text(c: Cell) -> str:
-    return DASH if c.gap is None else f"{round(c.gap, 2) + 0.0:+.2f}"
+    badge = f" {c.badge}" if c.badge else ""  # opt-in: ltbench.badges
+    return DASH if c.gap is None else f"{round(c.gap, 2) + 0.0:+.2f}{badge}"
 
 
 def _kind(row: Row) -> str:
@@ -715,8 +774,9 @@ def display_frame(t: TableResult, fmt: str = "md") -> pd.DataFrame:
     """The table as strings, one column per (setting/metric, ours|paper|Δ)."""
     expected = len(t.seeds)
     records = []
+    costs_on = any(c.cost is not None for c in t.cells.values())  # opt-in: `table --cost`
     for row in t.rows:
-        rec: dict[str, str] = {"Method": row.label, "ltbench": _kind(row)}
+        rec: dict[str, str] = {"Method": row.label + row.mark, "ltbench": _kind(row)}
         for k in t.vary_keys:
             rec[k] = fmt_value(row.vary[k]) if k in row.vary else ""
         for col in t.columns:
@@ -725,12 +785,16 @@ def display_frame(t: TableResult, fmt: str = "md") -> pd.DataFrame:
             if col.key in t.paper_cols:
                 rec[f"{col.label} paper"] = _paper_text(c, fmt)
                 rec[f"{col.label} Δ"] = _gap_text(c)
+        if costs_on:
+            from ltbench.costs import row_cost_text
+
+            rec["cost"] = row_cost_text(t, row)
         records.append(rec)
     return pd.DataFrame(records)
 
 
 def _footnotes(t: TableResult) -> list[str]:
-    lines = [f"{SUPERSCRIPT[k]} {NOTES[k]}" for k in t.notes]
+    lines = [f"{SUPERSCRIPT[k]} {NOTES[k]}" for k in t.notes] + t.protocol_notes
     return lines
 
 
@@ -774,7 +838,8 @@ def grid_failures(grid: Grid, results_dir: Path, run_ids: Collection[str] | None
 
 _TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
-_TEX_UNICODE = {"±": r"$\pm$", "†": r"$^\dagger$", "Δ": r"$\Delta$", "—": "---", "−": "$-$",
+_TEX_UNICODE = {**{ch: f"$^{{{i + 1}}}$" for i, ch in enumerate(NUMBERS)}, "ᵉ": r"$^{e}$",
+                "±": r"$\pm$", "†": r"$^\dagger$", "Δ": r"$\Delta$", "—": "---", "−": "$-$",
                 "ᵃ": r"$^{a}$", "ᵇ": r"$^{b}$", "ᶜ": r"$^{c}$", "ᵈ": r"$^{d}$", "≤": r"$\leq$",
                 ">": r"$>$", "<": r"$<$", "§": r"\S{}"}
 
@@ -793,7 +858,7 @@ def render_latex(t: TableResult) -> str:
         tuples += [(tex_escape(col.label), s) for s in subs]
     data, bold = [], []
     for row in t.rows:
-        rec = [tex_escape(row.label), tex_escape(_kind(row))]
+        rec = [tex_escape(row.label + row.mark), tex_escape(_kind(row))]
         rec += [tex_escape(fmt_value(row.vary.get(k, ""))) for k in t.vary_keys]
         flags = [False] * len(rec)
         for col in t.columns:
@@ -833,6 +898,9 @@ def table_csv_frame(t: TableResult) -> pd.DataFrame:
                         "mean": c.mean, "std": c.std, "n": c.n, "n_expected": len(t.seeds),
                         "paper": c.paper, "gap": c.gap,
                         "note": "; ".join(NOTES[k] for k in (c.note, c.paper_note) if k)})
+            if c.badge is not None or c.cost is not None:  # opt-in: ltbench.badges / ltbench.costs
+                rec.update({"badge": c.badge, "mean_wall_s": c.cost.mean_wall_s if c.cost else None,
+                            "device_hours": c.cost.device_hours if c.cost else None})
             records.append(rec)
     df = pd.DataFrame(records)
     for col in ("mean", "std", "paper", "gap"):
@@ -874,7 +942,7 @@ def rich_table(t: TableResult):
     for col in t.columns:
         table.add_column(col.label, justify="right", overflow="fold")
     for row in t.rows:
-        cells = [row.label, _kind(row), *(fmt_value(row.vary.get(k, "")) for k in t.vary_keys)]
+        cells = [row.label + row.mark, _kind(row), *(fmt_value(row.vary.get(k, "")) for k in t.vary_keys)]
         for col in t.columns:
             c = t.cells[(row.key, col.key)]
             text = _ours_text(c, expected, "rich")
@@ -917,50 +985,10 @@ def ablation_data(t: TableResult) -> pd.DataFrame:
 
 
 def plot_ablation(t: TableResult, out_base: Path) -> tuple[list[Path], pd.DataFrame]:
-    """Top-1 and Many/Med/Few vs the varied value, mean ± std over seeds; the paper's values as stars."""
-    data = ablation_data(t)
-    fig, axes = _figure((13, 3.4), 4)
-    xs = list(dict.fromkeys(data["x"])) if not data.empty else []
-    series = list(dict.fromkeys(zip(data["label"], data["setting"], strict=True))) if not data.empty else []
-    width = 0.12
-    # the paper's numbers are for CIFAR-100-LT r=100: on other settings they are one grey star per method
-    foreign = not all((c.dataset, c.ratio, c.head) == ABLATION_SETTING for c in t.columns)
-    for ax, metric in zip(axes, METRICS, strict=True):
-        part = data[data["metric"] == metric] if not data.empty else data
-        starred = set()
-        for i, (label, setting) in enumerate(series):
-            s = part[(part["label"] == label) & (part["setting"] == setting)].set_index("x").reindex(xs)
-            offset = (i - (len(series) - 1) / 2) * width
-            pos = [j + offset for j in range(len(xs))]
-            name = label if len({st for _, st in series}) == 1 else f"{label} ({setting})"
-            bars = ax.errorbar(pos, s["mean"], yerr=s["std"].fillna(0.0), marker="o", capsize=3, label=name)
-            if metric != "top1" or not s["paper"].notna().any() or (foreign and label in starred):
-                continue
-            starred.add(label)
-            where, colour = (range(len(xs)), "grey") if foreign else (pos, bars[0].get_color())
-            ax.scatter(list(where), s["paper"], marker="*", s=120, facecolors="none", edgecolors=colour,
-                       zorder=5, label=f"paper{' (CIFAR-100-LT r=100)' if foreign else ''}: {label}")
-        ax.set_xticks(range(len(xs)), xs)
-        lo, hi = ax.get_ylim()
-        if hi - lo < 4.0:  # at least 4 points of accuracy: small differences are not blown up
-            mid = (lo + hi) / 2
-            ax.set_ylim(mid - 2.0, mid + 2.0)
-        ax.set_title(METRIC_LABELS[metric] if metric != "top1" else "All (top-1)")
-        ax.set_xlabel(", ".join(t.vary_keys) or "variant")
-        ax.grid(alpha=0.3)
-    axes[0].set_ylabel(f"accuracy (%), {t.select} epoch")
-    axes[0].legend(fontsize=7, loc="best")
-    settings = sorted({setting_id(c.dataset, c.ratio, c.head) for c in t.columns})
-    note = "; paper stars are CIFAR-100-LT r=100" if foreign else ""
-    fig.suptitle(f"{t.title}: {', '.join(settings)}, mean ± std over seeds "
-                 f"{', '.join(map(str, t.seeds))}{note}", fontsize=10)
-    paths = []
-    for ext in ("png", "pdf"):
-        path = Path(f"{out_base}.{ext}")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=150 if ext == "png" else None, metadata=_png_meta(ext))
-        paths.append(path)
-    return paths, data
+    """The ablation figure (ltbench.figures.plot_ablation): 95 % intervals and seeds, categories not joined."""
+    from ltbench.figures import plot_ablation as draw
+
+    return draw(t, out_base)
 
 
 def _png_meta(ext: str) -> dict:
@@ -987,44 +1015,7 @@ def per_class_data(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_per_class(frame: pd.DataFrame, out: Path, title: str = "") -> tuple[list[Path], pd.DataFrame]:
-    """Per-class accuracy vs training count (log x), one series per method, shot boundaries 20 / 100."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+    """The per-class figure (ltbench.figures.plot_per_class): named classes, 95 % intervals and seeds."""
+    from ltbench.figures import plot_per_class as draw
 
-    data = per_class_data(frame)
-    order = frame.drop_duplicates("setting").sort_values(["dataset", "ratio"], ascending=[True, False])
-    settings = [s for s in order["setting"] if s in set(data["setting"])] or ["(no runs)"]
-    fig, axes = _figure((max(6.5, 5.5 * len(settings)), 4), len(settings))
-    counts = data["train_count"] if len(data) else pd.Series([20.0, 100.0])
-    xlim = (min(counts.min(), 20) / 1.4, max(counts.max(), 100) * 1.4)
-    known = list(PAPER_NAMES)
-    for ax, setting in zip(axes, settings, strict=True):
-        part = data[data["setting"] == setting]
-        methods = sorted(set(part["method"]), key=lambda m: (known.index(m) if m in known else len(known), m))
-        for m in methods:
-            s = part[part["method"] == m].sort_values(["train_count", "class"], ascending=[False, True])
-            nseeds = int(s["n"].max()) if len(s) else 0
-            ax.plot(s["train_count"], s["acc"], marker="o", markersize=3, linewidth=1,
-                    label=f"{PAPER_NAMES.get(m, m)} (n={nseeds})")
-        for x in (20, 100):
-            ax.axvline(x, color="grey", linestyle="--", linewidth=0.8)
-        ax.set_xscale("log")
-        ax.set_xlim(*xlim)
-        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.set_xlabel("training images of the class (log)")
-        ax.set_ylabel("test accuracy of the class (%)")
-        ax.set_title(setting)
-        ax.set_ylim(-2, 102)
-        ax.grid(alpha=0.3, which="both")
-        if len(part):
-            ax.legend(fontsize=7, loc="best")
-            ymax = ax.get_ylim()[1]
-            for x, text in ((20, "few | medium"), (100, "medium | many")):
-                ax.text(x, ymax, text, rotation=90, va="top", ha="right", fontsize=7, color="grey")
-    if title:
-        fig.suptitle(title, fontsize=10)
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=150, metadata=_png_meta(out.suffix.lstrip(".")))
-    return [out], data
+    return draw(frame, out, title)

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import math
 import os
+import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ltbench import faults
+from ltbench.errors import LtbenchError
 
 FINAL_KEYS = ("top1", "many", "medium", "few", "group_sizes", "shot_rule", "per_class_acc",
               "train_class_counts", "best_epoch", "best_top1", "subset_sha", "wall_time_s")
@@ -17,7 +22,11 @@ FINAL_KEYS = ("top1", "many", "medium", "few", "group_sizes", "shot_rule", "per_
 
 # TrainSettings fields added after run ids were first published: left at these defaults they stay out of
 # the hash, so every earlier spec keeps its run id.
-_HASH_OMITTED_DEFAULTS: dict[str, Any] = {"image_size": None, "val_select": False}
+_HASH_OMITTED_DEFAULTS: dict[str, Any] = {"image_size": None, "val_select": False, "budget": "epochs",
+                                          "budget_ref_batch": None, "budget_ref_epochs": None}
+# the same for top-level spec fields and for method hyperparameters (by name, in any method's hparams)
+_HASH_OMITTED_TOP: dict[str, Any] = {"class_order": 0}
+_HASH_OMITTED_HPARAMS: dict[str, Any] = {"box_clip": "clip", "saliency_pad": "include"}
 
 
 def jsonable(obj: Any) -> Any:
@@ -38,7 +47,14 @@ def canonical_spec_json(spec: dict[str, Any]) -> str:
     for key, default in _HASH_OMITTED_DEFAULTS.items():
         if train.get(key, default) == default:
             train.pop(key, None)
+    data = _omit_defaults(data, _HASH_OMITTED_TOP)
+    if isinstance(data.get("hparams"), dict):
+        data["hparams"] = _omit_defaults(data["hparams"], _HASH_OMITTED_HPARAMS)
     return json.dumps({**data, "train": train}, sort_keys=True, separators=(",", ":"))
+
+
+def _omit_defaults(values: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in values.items() if not (k in defaults and v == defaults[k])}
 
 
 def spec_dict_hash(spec: dict[str, Any]) -> str:
@@ -56,8 +72,8 @@ _UMASK = _umask()
 
 
 def default_results_dir() -> Path:
-    """$LTBENCH_RESULTS, else results/runs (relative to the working directory)."""
-    return Path(os.environ.get("LTBENCH_RESULTS", "results/runs"))
+    """$LTBENCH_RESULTS, else results/runs (relative to the working directory); empty means unset."""
+    return Path(os.environ.get("LTBENCH_RESULTS") or "results/runs")
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -100,8 +116,32 @@ def atomic_write_json(path: Path, obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=1, sort_keys=True) + "\n").encode())
 
 
+def open_no_follow(path: Path, flags: int, mode: int = 0o666) -> int:
+    """os.open that refuses a symbolic link at `path` (O_NOFOLLOW): a link planted in a run directory
+    must not get its target truncated or appended to. The refusal is an LtbenchError naming the file."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0), mode)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise LtbenchError(f"{path} is a symbolic link; ltbench does not write through links in a run "
+                               "directory (remove it)") from None
+        raise
+
+
+def refuse_symlinks(run_dir: Path) -> None:
+    """One line naming the first file in `run_dir` that is a symbolic link (checked before a run writes)."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        return
+    for entry in sorted(run_dir.iterdir()):
+        if entry.is_symlink():
+            raise LtbenchError(f"{entry} is a symbolic link; ltbench does not write through links in a run "
+                               "directory (remove it)")
+
+
 def append_jsonl(path: Path, obj: Any) -> None:
-    with open(path, "a", encoding="utf-8") as fh:
+    fd = open_no_follow(Path(path), os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    with os.fdopen(fd, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(obj, sort_keys=True) + "\n")
         fh.flush()
         os.fsync(fh.fileno())
@@ -112,32 +152,135 @@ def read_json(path: Path) -> Any:
         return json.load(fh)
 
 
-def read_jsonl(path: Path) -> list[dict]:
-    """Lines of a JSONL file; a torn last line (killed mid-append) is dropped."""
+def read_jsonl(path: Path, warn: Callable[[str], None] | None = None) -> list[dict]:
+    """The JSON-object lines of a JSONL file up to the first bad one (torn by a kill mid-append, not JSON,
+    not UTF-8, not an object, or an object with a non-integer "epoch"): that line ends the valid log.
+    A bad line before the last is reported once through `warn` with the path and line number."""
     if not Path(path).exists():
         return []
-    rows = []
-    for line in Path(path).read_text(encoding="utf-8").splitlines():
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
+    rows: list[dict] = []
+    lines = Path(path).read_bytes().splitlines()
+    for number, raw in enumerate(lines, 1):
+        row = _json_object(raw)
+        if row is None:
+            if warn is not None and number < len(lines):  # a torn last line is a kill mid-append
+                warn(f"{path} line {number} is not a valid record; the log is read up to line {number - 1}")
             break
+        rows.append(row)
     return rows
 
 
+def _json_object(raw: bytes) -> dict | None:
+    try:
+        row = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if not isinstance(row, dict):
+        return None
+    epoch = row.get("epoch", 0)
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        return None
+    return row
+
+
+def warn_stderr(message: str) -> None:
+    """The warning form of the command line (stderr, one line)."""
+    print(f"warning: {message}", file=sys.stderr, flush=True)
+
+
 def load_final(run_dir: Path) -> dict | None:
-    """final.json if present and complete, else None (a damaged file raises ValueError)."""
+    """final.json if present and valid, else None; a damaged or foreign one raises ValueError naming its path.
+
+    The one reader every command uses (run, status, table, compare, plot, ablate): the schema is checked
+    (check_final) and, when the directory holds a spec.json, the record's spec_hash must be that spec's.
+    """
     path = Path(run_dir) / "final.json"
-    if not path.exists():
+    if not path.is_symlink() and not path.exists():
         return None
     try:
         data = read_json(path)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path} is not valid JSON ({exc})") from None
-    missing = [k for k in FINAL_KEYS if not isinstance(data, dict) or k not in data]
-    if missing:
-        raise ValueError(f"{path} lacks {', '.join(missing)}")
+        raise ValueError(f"{path} is damaged: not valid JSON ({exc})") from None
+    except OSError as exc:
+        raise ValueError(f"{path} is damaged: cannot be read ({exc.strerror or exc})") from None
+    problem = check_final(data)
+    if problem is None:
+        problem = _foreign(Path(run_dir), data)
+    if problem is not None:
+        raise ValueError(f"{path} is damaged: {problem}")
     return data
+
+
+def _number(v: Any, lo: float = 0.0, hi: float = math.inf) -> bool:
+    return (not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v) and lo <= v <= hi)
+
+
+def _count(v: Any) -> bool:
+    return not isinstance(v, bool) and isinstance(v, int) and v >= 0
+
+
+def check_final(data: Any) -> str | None:
+    """What is wrong with a final.json's content (None: a well-formed record).
+
+    Accuracies are percentages in [0, 100] (None only where a group or class is empty), counts are
+    non-negative integers, and the per-class lists have one entry per class.
+    """
+    if not isinstance(data, dict):
+        return f"not a JSON object but {type(data).__name__}"
+    missing = [k for k in FINAL_KEYS if k not in data]
+    if missing:
+        return f"lacks {', '.join(missing)}"
+    if not _number(data["top1"], 0, 100):
+        return f"top1 is not a percentage: {data['top1']!r}"
+    for key in ("many", "medium", "few", "best_top1"):
+        if data[key] is not None and not _number(data[key], 0, 100):
+            return f"{key} is not a percentage: {data[key]!r}"
+    counts, accs = data["train_class_counts"], data["per_class_acc"]
+    if not isinstance(counts, list) or not counts or not all(_count(c) for c in counts):
+        return "train_class_counts is not a list of non-negative integers"
+    if not isinstance(accs, list) or not all(a is None or _number(a, 0, 100) for a in accs):
+        return "per_class_acc is not a list of percentages"
+    if len(accs) != len(counts):
+        return f"per_class_acc has {len(accs)} entries for {len(counts)} classes"
+    sizes = data["group_sizes"]
+    if not isinstance(sizes, dict) or not all(_count(v) for v in sizes.values()):
+        return "group_sizes is not a mapping of group to class count"
+    if sum(sizes.values()) > len(counts):
+        return f"group_sizes count {sum(sizes.values())} classes, the record has {len(counts)}"
+    if not isinstance(data["shot_rule"], str):
+        return "shot_rule is not a name"
+    if data["best_epoch"] is not None and not _count(data["best_epoch"]):
+        return f"best_epoch is not an epoch: {data['best_epoch']!r}"
+    if not _number(data["wall_time_s"]):
+        return f"wall_time_s is not a duration: {data['wall_time_s']!r}"
+    if "spec_hash" in data and not isinstance(data["spec_hash"], str):
+        return "spec_hash is not a hash"
+    return None
+
+
+def _foreign(run_dir: Path, data: dict) -> str | None:
+    """Why this record is not the directory's run (None: it is, or nothing tells)."""
+    recorded = data.get("spec_hash")
+    spec_path = run_dir / "spec.json"
+    if recorded is None or not spec_path.exists():
+        return None
+    try:
+        actual = spec_dict_hash(read_json(spec_path))
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return None  # a damaged spec.json is reported by the readers that need it
+    if actual != recorded:
+        return (f"its spec hash {recorded} does not match the hash {actual} of the directory's spec.json "
+                "(copied from another run, or the spec edited after the run)")
+    return None
+
+
+def final_damage(run_dir: Path) -> str | None:
+    """The warning for a damaged or foreign final.json (load_final's text, naming the path), else None."""
+    try:
+        load_final(run_dir)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def run_state(run_dir: Path) -> str:

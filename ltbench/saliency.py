@@ -64,6 +64,20 @@ Peak and locators
 ``locate`` gives the box centre per image for ``"saliency"`` (peak of the map), ``"random"`` (uniform
 row in [0, H) then uniform column in [0, W), drawn with ``torch.randint`` on the images' device with the
 given generator, as CutMix's random box centre) or ``"center"`` ((H // 2, W // 2)).
+
+Crop padding (``pad``)
+----------------------
+A view made by RandomCrop(32, padding=4) carries a zero strip along the borders the crop ran past, and the
+step from the strip to the image is itself salient, so the peak lands on the border and a clipped box
+shrinks. ``pad="exclude"`` computes the map on each image's content box instead: the image without the
+all-zero rows and columns at its borders (the strip; an image whose own border is black, as in
+Fashion-MNIST, loses those rows too, which carry no saliency). The peak is mapped back to full-image
+coordinates. ``pad="include"`` (default) is SaliencyMix's: the map of the whole view.
+Measured on SMCL's x1 views (crop + flip + CutOut) of the CPU study's subsets (ratio 100, head 500, 1,236
+images, fine-grained operator): the peak lies in the outer 4-px band for 60 % (shapes) / 64 % (Fashion-MNIST)
+of the views with ``include`` and 43 % / 46 % with ``exclude`` (on the outermost row or column: 53 % / 54 %
+-> 25 % / 21 %); the mean clipped masked share for lam~ ~ Beta(1, 1) rises from 0.23 / 0.24 to 0.29 / 0.28
+(random centres: 0.28 / 0.29; the drawn box: 0.44 / 0.43, which ``box_clip="shift"`` gives every locator).
 """
 
 from __future__ import annotations
@@ -77,14 +91,18 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ltbench.device_constants import device_constant
+
 __all__ = [
     "INPUT_REPRS",
     "LOCATORS",
     "SALIENCY_METHODS",
+    "SALIENCY_PADS",
     "SALIENCYMIX_CIFAR_MEAN",
     "SALIENCYMIX_CIFAR_STD",
     "SR_BLUR_KSIZE",
     "SR_BLUR_SIGMA",
+    "content_boxes",
     "locate",
     "peak",
     "saliency_maps",
@@ -93,6 +111,8 @@ __all__ = [
 SALIENCY_METHODS = ("fine-grained", "spectral-residual")
 LOCATORS = ("saliency", "random", "center")
 INPUT_REPRS = ("uint8", "normalized")
+SALIENCY_PADS = ("include", "exclude")
+MIN_CONTENT = 4  # a content box thinner than this (nearly all-zero image) falls back to the whole image
 
 # SaliencyMix CIFAR normalisation (afm-shahab-uddin/SaliencyMix, SaliencyMix_CIFAR/saliencymix.py).
 SALIENCYMIX_CIFAR_MEAN = tuple(v / 255.0 for v in (125.3, 123.0, 113.9))
@@ -151,8 +171,8 @@ def _normalized(images: torch.Tensor, mean, std) -> torch.Tensor:
     mean = _channel_stats(mean, SALIENCYMIX_CIFAR_MEAN, channels, "mean")
     std = _channel_stats(std, SALIENCYMIX_CIFAR_STD, channels, "std")
     x = _as_unit_float(images)
-    m = torch.tensor(mean, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
-    s = torch.tensor(std, dtype=torch.float32, device=x.device).view(1, -1, 1, 1)
+    m = device_constant(mean, x.device, torch.float32).view(1, -1, 1, 1)
+    s = device_constant(std, x.device, torch.float32).view(1, -1, 1, 1)
     return x.sub(m).div(s)  # torchvision Normalize order: subtract, then divide (float32)
 
 
@@ -212,7 +232,7 @@ def _gaussian_kernel(ksize: int, sigma: float, device: torch.device) -> torch.Te
 def _spectral_residual(images: torch.Tensor) -> torch.Tensor:
     x = _as_unit_float(images)
     if x.shape[1] == 3:
-        weights = torch.tensor(_SR_GRAY_WEIGHTS, dtype=torch.float32, device=x.device).view(1, 3, 1, 1)
+        weights = device_constant(_SR_GRAY_WEIGHTS, x.device, torch.float32).view(1, 3, 1, 1)
         gray = (x * weights).sum(dim=1)
     else:
         gray = x[:, 0]
@@ -284,6 +304,7 @@ def locate(
     generator: torch.Generator | None = None,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    pad: str = "include",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Box centre (rows, cols), int64 ``[N]`` on ``images.device``, for each image.
 
@@ -294,15 +315,22 @@ def locate(
             device) or ``"center"`` ((H // 2, W // 2) for every image).
         method, input_repr, mean, std: passed to :func:`saliency_maps` for ``"saliency"``; validated always.
         generator: random source for ``"random"``; ``None`` uses the global RNG of the device.
+        pad: ``"include"`` (the map of the whole view) or ``"exclude"`` (the map of each image's content
+            box, without the zero strip of crop padding; see the module docstring). ``"saliency"`` only.
     """
     _check_choice(locator, LOCATORS, "locator")
+    _check_choice(pad, SALIENCY_PADS, "saliency padding rule")
     _check_choice(method, SALIENCY_METHODS, "saliency method")
     _check_choice(input_repr, INPUT_REPRS, "saliency input representation")
     _check_images(images)
     n, _, h, w = images.shape
     device = images.device
     if locator == "saliency":
-        return peak(saliency_maps(images, method, input_repr, mean, std)) if n else _empty_pair(device)
+        if not n:
+            return _empty_pair(device)
+        if pad == "exclude":
+            return _content_peaks(images, method, input_repr, mean, std)
+        return peak(saliency_maps(images, method, input_repr, mean, std))
     if locator == "random":
         rows = torch.randint(0, h, (n,), generator=generator, device=device)
         cols = torch.randint(0, w, (n,), generator=generator, device=device)
@@ -311,6 +339,46 @@ def locate(
         torch.full((n,), h // 2, dtype=torch.int64, device=device),
         torch.full((n,), w // 2, dtype=torch.int64, device=device),
     )
+
+
+def content_boxes(images: torch.Tensor) -> torch.Tensor:
+    """int64 ``[N, 4]`` (top, bottom, left, right), bottom/right exclusive: each image without the
+    all-zero rows and columns at its borders (all channels zero). An all-zero image keeps its full box."""
+    n, _, h, w = images.shape
+    nonzero = (images != 0).any(dim=1)  # [N, H, W]
+    rows, cols = nonzero.any(dim=2), nonzero.any(dim=1)  # [N, H], [N, W]
+
+    def span(hit: torch.Tensor, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        first = torch.argmax(hit.to(torch.int8), dim=1)  # first True (0 if none)
+        last = size - torch.argmax(hit.flip(1).to(torch.int8), dim=1)
+        empty = ~hit.any(dim=1)
+        return torch.where(empty, 0, first), torch.where(empty, size, last)
+
+    top, bottom = span(rows, h)
+    left, right = span(cols, w)
+    return torch.stack([top, bottom, left, right], dim=1)
+
+
+def _content_peaks(images: torch.Tensor, method: str, input_repr: str, mean, std) -> tuple[torch.Tensor, torch.Tensor]:
+    """Peaks of the maps of each image's content box, in full-image coordinates (one batched map call per
+    content-box size)."""
+    n, _, h, w = images.shape
+    boxes = content_boxes(images).tolist()
+    for b in boxes:  # a sliver of content: use the whole image
+        if b[1] - b[0] < MIN_CONTENT or b[3] - b[2] < MIN_CONTENT:
+            b[:] = [0, h, 0, w]
+    rows = torch.empty(n, dtype=torch.int64, device=images.device)
+    cols = torch.empty_like(rows)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for i, (t, b, lo, r) in enumerate(boxes):
+        groups.setdefault((b - t, r - lo), []).append(i)
+    for (gh, gw), ids in groups.items():
+        crops = torch.stack([images[i, :, boxes[i][0]:boxes[i][0] + gh, boxes[i][2]:boxes[i][2] + gw] for i in ids])
+        r, c = peak(saliency_maps(crops, method, input_repr, mean, std))
+        index = torch.tensor(ids, device=images.device)
+        rows[index] = r + torch.tensor([boxes[i][0] for i in ids], device=images.device)
+        cols[index] = c + torch.tensor([boxes[i][2] for i in ids], device=images.device)
+    return rows, cols
 
 
 def _empty_pair(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:

@@ -29,6 +29,8 @@ import torch
 from ltbench import __version__, augment_imagenet, cpu, faults
 from ltbench import augment as aug
 from ltbench import distributed as ltdist
+from ltbench.autoaugment import cifar10_policy
+from ltbench.background import background_metrics
 from ltbench.config import RunSpec
 from ltbench.data.datasets import DataBundle, build_bundle
 from ltbench.data.sampling import class_index_table, class_sampling_probabilities, sample_indices
@@ -37,6 +39,7 @@ from ltbench.locks import RunLocked, run_lock
 from ltbench.method import Batch, Method, TrainerServices
 from ltbench.metrics import confusion_matrix, subset_accuracy, summarize
 from ltbench.models import build_model
+from ltbench.protocol import protocol_record
 from ltbench.registry import get_method
 from ltbench.results import (
     append_jsonl,
@@ -46,6 +49,8 @@ from ltbench.results import (
     orphan_temp_files,
     read_json,
     read_jsonl,
+    refuse_symlinks,
+    warn_stderr,
 )
 from ltbench.schedules import lr_at
 from ltbench.sources import FileSource, ResidentSource, base_size
@@ -108,9 +113,12 @@ def _pipeline(name: str, images: torch.Tensor, gen: torch.Generator, family: str
         return aug.cutout(aug.random_crop_flip(images, padding=4, generator=gen), length=16, generator=gen)
     if name == "sim":  # SupCon CIFAR SimAugment (spec §5.2)
         return aug.sim_augment(images, generator=gen)
+    if name == "autoaug":  # crop + flip + AutoAugment CIFAR10Policy (BCL/ConCutMix classification view)
+        return cifar10_policy(aug.random_crop_flip(images, padding=4, generator=gen), gen)
     if name == "none":
         return images.float() / 255.0
-    raise LtbenchError(f"unknown augmentation pipeline {name!r}; choose standard, cutout, sim or none")
+    raise LtbenchError(f"unknown augmentation pipeline {name!r}; choose standard, cutout, sim, autoaug "
+                       "or none")
 
 
 def _workers(runtime: RuntimeOptions) -> int:
@@ -170,10 +178,13 @@ class Trainer(TrainerServices):
             if spec.train.val_select:
                 self.val = FileSource(bundle.files["val"], device, base_size(crop), crop, workers,
                                       runtime.image_cache)
+        elif bundle.val_labels is not None:  # the val half of a resident test set (ltbench.data.val_split)
+            self.val = ResidentSource(bundle.val_images, bundle.val_labels, device)
         self._norm = (torch.tensor(info.mean, device=device).view(1, -1, 1, 1),
                       torch.tensor(info.std, device=device).view(1, -1, 1, 1))
         self._class_table = class_index_table(self.train.labels, self.num_classes)
         self._probs: dict[tuple, torch.Tensor] = {}
+        self.last_logits: dict[int, torch.Tensor] = {}  # id(source) -> float16 logits of its latest evaluation
 
         entry = get_method(spec.method)
         self.method: Method = entry.cls(entry.cls.Hparams(**spec.hparams), self)
@@ -244,13 +255,7 @@ class Trainer(TrainerServices):
                 break
             views = [self.augment(p, images) for p in self.method.views()]
             data_time += time.perf_counter() - t0
-            out = self.method.training_step(Batch(images, labels, views))
-            self.optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
-            self.optimizer.step()
-            # accumulate on the device: no host sync inside the step
-            for key, value in {"loss": out.loss, **out.logs}.items():
-                sums[key] = sums.get(key, 0.0) + value.detach().float()
+            self.train_step(images, labels, views, sums)
             steps += 1
             faults.reached("step")  # tests: a kill in the middle of an epoch
             if on_step is not None:
@@ -263,26 +268,43 @@ class Trainer(TrainerServices):
             raise RunDiverged(f"non-finite training loss at epoch {epoch}")
         return {"lr": lr, **logs, "data_time_s": data_time}
 
+    def train_step(self, images: torch.Tensor, labels: torch.Tensor, views: list[torch.Tensor],
+                   sums: dict[str, torch.Tensor]) -> None:
+        """One optimiser step on an augmented batch; the log scalars accumulate in `sums` on the device
+        (no host sync inside the step: tests/test_host_sync.py counts them)."""
+        out = self.method.training_step(Batch(images, labels, views))
+        self.optimizer.zero_grad(set_to_none=True)
+        out.loss.backward()
+        self.optimizer.step()
+        for key, value in {"loss": out.loss, **out.logs}.items():
+            sums[key] = sums.get(key, 0.0) + value.detach().float()
+
     @torch.inference_mode()
-    def predict(self, source=None) -> torch.Tensor:
+    def predict(self, source=None, keep_logits: bool = False) -> torch.Tensor:
+        """Top-1 predictions; with keep_logits, `self.last_logits[source]` also holds the float16 logits
+        (argmax is taken before the cast, so predictions are the same either way)."""
         source = self.test if source is None else source
         self.model.eval()
-        preds = []
+        preds, kept = [], []
         order = self.dist.eval_shard(len(source), self.device)  # all of it in a single-process run
         for images, _ in source.batches(order, EVAL_BATCH):
             x = images.float() / 255.0
             with self.autocast():
                 logits, _ = self._eval_forward(self.normalize(x))
             preds.append(logits.argmax(dim=1))
+            if keep_logits:
+                kept.append(logits.to(torch.float16))
+        if keep_logits:  # saved as predictions.npz at the end (ltbench.predictions)
+            self.last_logits[id(source)] = self.dist.gather_predictions(torch.cat(kept), len(source)).cpu()
         return self.dist.gather_predictions(torch.cat(preds), len(source)).cpu()
 
     def evaluate_val(self) -> float:
         """Top-1 on the val list (selection only; never reported as the test number)."""
-        preds = self.predict(self.val)
+        preds = self.predict(self.val, keep_logits=True)
         return float(100.0 * (preds == self.val.labels.cpu()).double().mean())
 
     def evaluate(self) -> dict[str, Any]:
-        preds = self.predict()
+        preds = self.predict(keep_logits=True)
         labels = self.bundle.test_labels
         rule = self.spec.train.shot_rule
         out = summarize(confusion_matrix(preds, labels, self.num_classes), self.class_counts, rule)
@@ -293,6 +315,8 @@ class Trainer(TrainerServices):
                 out[f"{name}_split"] = {"seen": seen, "unseen": unseen,
                                         "gap": {k: (None if seen[k] is None or unseen[k] is None
                                                     else seen[k] - unseen[k]) for k in seen}}
+            if name == "seen":  # the same classes on seen vs unseen backgrounds (ltbench.background)
+                out.update(background_metrics(preds, labels, mask, self.num_classes))
         return out
 
     # ----- checkpoints ----------------------------------------------------------------------
@@ -333,17 +357,55 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+class DamagedCheckpoint(LtbenchError):
+    """last.pt cannot be resumed from; the run is left as it was (not recorded as failed)."""
+
+    def __init__(self, path: Path):
+        super().__init__(f"checkpoint {path} is damaged or not ltbench's (move it away or --force)")
+
+
+# what Trainer.state writes; load_checkpoint refuses anything else before a tensor is touched
+_CKPT_KEYS = ("spec_hash", "next_epoch", "best", "elapsed", "model", "optimizer", "method", "generator", "rng",
+              "torch_cpu_rng")
+
+
 def load_checkpoint(path: Path, spec: RunSpec) -> dict[str, Any] | None:
-    if not path.exists():
+    """last.pt as plain containers and tensors, or None; anything else is DamagedCheckpoint.
+
+    weights_only=True: the restricted unpickler builds only tensors and plain containers, so a crafted
+    pickle cannot call code (PyTorch docs, torch.load: "weights_only").
+    """
+    if not path.is_symlink() and not path.exists():
         return None
+    if path.is_symlink() or not path.is_file():
+        raise DamagedCheckpoint(path)
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:  # a torn file cannot occur (atomic rename), but a foreign one can
-        raise LtbenchError(f"{path} cannot be read ({exc}); delete it to restart the run") from None
-    if ckpt.get("spec_hash") != spec.hash:
-        raise LtbenchError(f"{path} belongs to another spec ({ckpt.get('spec_hash')} != {spec.hash}); "
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # a torn file cannot occur (atomic rename), but a foreign or crafted one can
+        raise DamagedCheckpoint(path) from None
+    other = ckpt.get("spec_hash") if isinstance(ckpt, dict) else None
+    if isinstance(other, str) and other != spec.hash:
+        raise LtbenchError(f"{path} belongs to another spec ({other} != {spec.hash}); "
                            "refusing to resume across specs")
+    if not _checkpoint_shape_ok(ckpt, spec.train.epochs):
+        raise DamagedCheckpoint(path)
     return ckpt
+
+
+def _checkpoint_shape_ok(ckpt: Any, epochs: int) -> bool:
+    """The keys and types Trainer.state writes, with 1 <= next_epoch <= epochs (a resume never skips ahead)."""
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in _CKPT_KEYS):
+        return False
+    nxt, best, elapsed = ckpt["next_epoch"], ckpt["best"], ckpt["elapsed"]
+    if isinstance(nxt, bool) or not isinstance(nxt, int) or not 1 <= nxt <= epochs:
+        return False
+    if not isinstance(best, dict) or "epoch" not in best or "top1" not in best:
+        return False
+    if isinstance(elapsed, bool) or not isinstance(elapsed, (int, float)) or not math.isfinite(elapsed):
+        return False
+    return (isinstance(ckpt["model"], dict) and isinstance(ckpt["optimizer"], dict)
+            and isinstance(ckpt["method"], dict) and isinstance(ckpt["rng"], dict)
+            and isinstance(ckpt["generator"], torch.Tensor) and isinstance(ckpt["torch_cpu_rng"], torch.Tensor))
 
 
 def environment(device: torch.device, runtime: RuntimeOptions, trainer: Trainer | None = None) -> dict[str, Any]:
@@ -377,11 +439,13 @@ def run_directory(spec: RunSpec, results_dir: Path) -> Path:
     return Path(results_dir) / spec.run_id
 
 
-def _finished(run_dir: Path) -> dict[str, Any] | None:
+def _finished(run_dir: Path, warn: bool = False) -> dict[str, Any] | None:
     try:
         return load_final(run_dir)
-    except ValueError:
-        return None  # damaged final.json: the run is redone
+    except ValueError as exc:  # damaged or foreign final.json: never shown as this run's result; redone
+        if warn:
+            print(f"warning: {exc}; the run is trained again", file=sys.stderr, flush=True)
+        return None
 
 
 def train(spec: RunSpec, runtime: RuntimeOptions) -> dict[str, Any]:
@@ -391,7 +455,7 @@ def train(spec: RunSpec, runtime: RuntimeOptions) -> dict[str, Any]:
     """
     run_dir = run_directory(spec, runtime.results_dir)
     if int(os.environ.get("WORLD_SIZE", "1")) == 1:  # under torchrun, rank 0 decides for all (below)
-        done = _finished(run_dir)
+        done = _finished(run_dir, warn=True)
         if done is not None and not runtime.force:
             return done
     device = resolve_device(runtime.device)
@@ -408,13 +472,14 @@ def _train(spec: RunSpec, runtime: RuntimeOptions, run_dir: Path, device: torch.
            dist: ltdist.Dist) -> dict[str, Any]:
     bundle = build_bundle(spec.dataset, spec.ratio, spec.profile, spec.data_seed, spec.max_per_class,
                           runtime.data_dir, runtime.download, split_dir=runtime.split_dir,
-                          with_val=spec.train.val_select)
+                          with_val=spec.train.val_select, class_order=spec.class_order)
     # One trainer per run directory (two sweeps on one results folder): rank 0 takes the lock, only once
     # the inputs are known to be good (bad input leaves no directory behind), and tells every rank
     # whether to train, to return the result another process finished meanwhile, or to give up.
     with ExitStack() as held:
         verdict = ("train", "")
         if dist.is_main:
+            refuse_symlinks(run_dir)  # before the lock: nothing in a run directory is written through a link
             try:
                 held.enter_context(run_lock(run_dir))
                 if _finished(run_dir) is not None and not runtime.force:
@@ -440,6 +505,8 @@ def _train_claimed(spec: RunSpec, runtime: RuntimeOptions, run_dir: Path, device
     except RunDiverged as exc:
         _record_failure(run_dir, dist, exc, {"reason": str(exc), "kind": "diverged"})
         raise
+    except DamagedCheckpoint:
+        raise  # the user's to move away; the directory stays as it was (resumable once it is)
     except LtbenchError as exc:  # e.g. a last.pt of another spec: the user's to fix, the reason is kept
         _record_failure(run_dir, dist, exc, {"reason": str(exc), "kind": "error"})
         raise
@@ -483,12 +550,17 @@ def _loop(tr: Trainer, run_dir: Path, runtime: RuntimeOptions) -> dict[str, Any]
     ckpt = load_checkpoint(run_dir / "last.pt", spec)
     start, best, elapsed = 0, {"epoch": None, "top1": None}, 0.0
     if ckpt is not None:
-        tr.load_state(ckpt)
+        try:
+            tr.load_state(ckpt)
+        except LtbenchError:
+            raise
+        except (RuntimeError, KeyError, TypeError, ValueError, IndexError, AttributeError):
+            raise DamagedCheckpoint(run_dir / "last.pt") from None  # right keys, wrong contents
         start, best, elapsed = ckpt["next_epoch"], ckpt["best"], ckpt["elapsed"]
     # keep only the metric lines of finished epochs (a kill may have landed after an append)
     main = tr.dist.is_main  # only rank 0 writes the run directory
     if main:
-        rows = [r for r in read_jsonl(run_dir / "metrics.jsonl") if r.get("epoch", 1e9) < start]
+        rows = [r for r in read_jsonl(run_dir / "metrics.jsonl", warn_stderr) if r.get("epoch", start) < start]
         atomic_write_bytes(run_dir / "metrics.jsonl", "".join(_jsonline(r) for r in rows).encode())
         # one line per training session: how often a run was resumed, by whom, from which epoch
         append_jsonl(run_dir / "sessions.jsonl", {"start_epoch": start, "pid": os.getpid(),
@@ -528,15 +600,31 @@ def _loop(tr: Trainer, run_dir: Path, runtime: RuntimeOptions) -> dict[str, Any]
         "best_top1": best["top1"], "best_selection": "oracle (test-selected)",
         "subset_sha": tr.bundle.subset_sha, "wall_time_s": round(elapsed, 3),
         "run_id": spec.run_id, "spec_hash": spec.hash, "epochs": spec.train.epochs,
+        "protocol": protocol_record(spec.to_dict(), tr.class_counts, tr.method.views(), tr.dist.world,
+                                    tr.image_size[0]),
     }
     if tr.dist.active:
         final["world_size"] = tr.dist.world
     if tr.val is not None:
         final["val_selected"] = best.get("val")
-    if main:
+        if tr.bundle.val_labels is not None:  # reported numbers are on the test half (ltbench.data.val_split)
+            final["eval_set"] = "test-half"
+        if id(tr.val) not in tr.last_logits:  # killed before final.json: the val outputs once more
+            tr.evaluate_val()
+    if main:  # the last epoch's outputs beside final.json, their hash inside it (ltbench.predictions)
+        final["predictions"] = _save_predictions(tr, run_dir)
         atomic_write_json(run_dir / "final.json", final)
     tr.dist.barrier()  # the other ranks return once final.json exists
     return final
+
+
+def _save_predictions(tr: Trainer, run_dir: Path) -> dict[str, Any]:
+    from ltbench.predictions import write_predictions
+
+    def outputs(source) -> tuple[np.ndarray, np.ndarray]:
+        return tr.last_logits[id(source)].float().numpy(), source.labels.cpu().numpy()
+
+    return write_predictions(run_dir, *outputs(tr.test), val=outputs(tr.val) if tr.val is not None else None)
 
 
 def _jsonline(row: dict) -> str:

@@ -2,8 +2,10 @@
 
 from ltbench.methods import (  # noqa: F401
     balanced_softmax,
+    bcl,
     cb_focal,
     cmo,
+    concutmix,
     cutmix,
     erm,
     ldam,

@@ -11,11 +11,12 @@ default) is a hyperparameter.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import torch
 
+from ltbench.bounds import bounded
 from ltbench.losses import class_balanced_weights, focal_loss, sigmoid_focal_cb_loss
 from ltbench.method import BaseHparams, Batch, Method, StepOutput
 from ltbench.registry import register_method
@@ -24,14 +25,23 @@ from ltbench.registry import register_method
 @dataclass
 class CBFocalHparams(BaseHparams):
     variant: Literal["sigmoid", "softmax"] = "sigmoid"
-    cb_beta: float = 0.9999
-    gamma: float = 1.0
+    cb_beta: float = field(default=0.9999, metadata=bounded(ge=0, lt=1))
+    gamma: float = field(default=1.0, metadata=bounded(ge=0))
 
 
 @register_method("cb-focal", "class-balanced focal loss (sigmoid, Cui et al.; beta 0.9999, gamma 1)")
 class CBFocal(Method):
     Hparams = CBFocalHparams
     description = "CB Focal"
+
+    @classmethod
+    def resolve_hparams(cls, values: dict[str, Any], epochs: int) -> dict[str, Any]:
+        out = super().resolve_hparams(values, epochs)
+        if out["drw"] and out["drw_weighting"] == "cb" and out["drw_beta"] == out["cb_beta"]:
+            # DRW would switch on the very weights that are already on: the same computation as no DRW
+            out["drw"] = False
+            out = super().resolve_hparams(out, epochs)
+        return out
 
     def __init__(self, hp, services):
         super().__init__(hp, services)

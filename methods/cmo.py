@@ -10,8 +10,9 @@ lambda recomputed from the clipped box; loss = lam * CE(y_bg) + (1 - lam) * CE(y
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from ltbench.bounds import bounded
 from ltbench.method import Batch, StepOutput
 from ltbench.mixing import MixHparams, MixingMethod
 from ltbench.registry import register_method
@@ -19,7 +20,8 @@ from ltbench.registry import register_method
 
 @dataclass
 class CMOHparams(MixHparams):
-    weighted_alpha: float = 1.0  # per-sample sampler weight n_y^-alpha (CMO --weighted_alpha)
+    # per-sample sampler weight n_y^-alpha (CMO --weighted_alpha)
+    weighted_alpha: float = field(default=1.0, metadata=bounded(ge=0))
 
 
 @register_method("drw+cmo", "CMO with deferred re-weighting (CMO README recipe; SMCL Table 1)", drw=True)

@@ -6,8 +6,9 @@ logits by s = 30, cross-entropy; `ldam-drw` adds the class-balanced DRW weights 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from ltbench.bounds import bounded
 from ltbench.losses import ldam_loss, ldam_margins
 from ltbench.method import BaseHparams, Batch, Method, StepOutput
 from ltbench.models import ModelOptions
@@ -16,8 +17,8 @@ from ltbench.registry import register_method
 
 @dataclass
 class LDAMHparams(BaseHparams):
-    max_m: float = 0.5
-    s: float = 30.0
+    max_m: float = field(default=0.5, metadata=bounded(ge=0))
+    s: float = field(default=30.0, metadata=bounded(gt=0))
 
 
 @register_method("ldam-drw", "LDAM margins + cosine classifier, deferred re-weighting (LDAM-DRW)", drw=True)

@@ -31,35 +31,80 @@ import torch
 import torch.nn.functional as F
 
 from ltbench.augment import box_masks
+from ltbench.bounds import bounded
+from ltbench.device_constants import device_constant
 from ltbench.losses import supcon_loss
-from ltbench.method import BaseHparams, Batch, Method, StepOutput, epoch_fraction
+from ltbench.method import BaseHparams, Batch, Method, StepOutput, epoch_fraction, reset_to_default
+from ltbench.model_saliency import box_mass_share, class_activation_maps
 from ltbench.models import ModelOptions
 from ltbench.registry import register_method
-from ltbench.saliency import locate
+from ltbench.saliency import locate, peak
 
 
 @dataclass
 class SMCLHparams(BaseHparams):
-    w_ce: float = 1.0  # K [U]
-    w_sc: float = 0.3  # K [U]: mu = 0.3 is the only surviving hint (seed 002)
-    temperature: float = 0.1  # L [U]
-    base_temperature: float | None = None  # None: = temperature (no hidden tau/tau_base scale)
-    head_hidden: int = 512  # M [U]
-    feat_dim: int = 128
+    w_ce: float = field(default=1.0, metadata=bounded(ge=0))  # K [U]
+    w_sc: float = field(default=0.3, metadata=bounded(ge=0))  # K [U]: mu = 0.3 is the only surviving hint (seed 002)
+    temperature: float = field(default=0.1, metadata=bounded(gt=0))  # L [U]
+    # None: = temperature (no hidden tau/tau_base scale)
+    base_temperature: float | None = field(default=None, metadata=bounded(gt=0))
+    head_hidden: int = field(default=512, metadata=bounded(ge=1))  # M [U]
+    feat_dim: int = field(default=128, metadata=bounded(ge=1))
     view1: Literal["standard", "cutout", "sim", "randaug", "none"] = "cutout"  # O: crop + flip + CutOut(1x16)
     view2: Literal["standard", "cutout", "sim", "randaug", "none"] = "sim"  # O: SimAugment (SupCon CIFAR, no blur)
-    mask_prob: float = 0.2  # F: per batch
-    mask_start_epoch: int | None = field(default=None, metadata=epoch_fraction(0.8))  # 160 of 200
+    mask_prob: float = field(default=0.2, metadata=bounded(ge=0, le=1))  # F: per batch
+    mask_start_epoch: int | None = field(default=None, metadata={**epoch_fraction(0.8), **bounded(ge=0)})  # 160 of 200
     mask_fill: Literal["erase", "paste-target"] = "erase"  # A
-    mask_locator: Literal["saliency", "random", "center"] = "saliency"  # Table 3
+    # Table 3; "model-saliency": the peak of the current model's class activation map (ltbench.model_saliency)
+    mask_locator: Literal["saliency", "random", "center", "model-saliency"] = "saliency"
+    # "saliency": each view's SupCon terms weighted by the model-saliency mass it keeps (seed 004, adapted)
+    supcon_weighting: Literal["none", "saliency"] = "none"
     saliency: Literal["fine-grained", "spectral-residual"] = "fine-grained"  # SaliencyMix's operator
     saliency_input: Literal["uint8", "normalized"] = "uint8"  # C
     box_per: Literal["sample", "batch"] = "sample"  # D ("batch": SaliencyMix's one box from one image)
-    mask_beta: float = 1.0
-    lambda_per_sample: bool = False  # E (per-sample lam_b in the CE; SupCon keeps the batch mean)
+    # equal-area control: "shift" moves a box that crosses the border inside at its drawn size (augment.box_masks)
+    box_clip: Literal["clip", "shift"] = "clip"
+    # "exclude": the saliency peak of each view without its crop-padding zero strip (saliency.locate `pad`)
+    saliency_pad: Literal["include", "exclude"] = "include"
+    mask_beta: float = field(default=1.0, metadata=bounded(gt=0))
+    lambda_per_sample: bool = False  # E: per-sample lam_b in the CE only; SupCon keeps the batch mean lam
     target_sampler: Literal["class-level", "effective-number", "cmo", "uniform", "instance"] = "class-level"  # I
-    target_beta: float = 0.9999  # J
+    target_beta: float = field(default=0.9999, metadata=bounded(ge=0, lt=1))  # J
     target_in_ce: bool = True  # H
+
+
+# settings that only act inside a masked batch
+MASKING_FIELDS = ("mask_start_epoch", "mask_fill", "mask_locator", "saliency", "saliency_input", "box_per",
+                  "mask_beta", "lambda_per_sample", "target_sampler", "target_beta", "target_in_ce",
+                  "box_clip", "saliency_pad", "supcon_weighting")
+
+
+def _drop_masking_noops(out: dict[str, Any], epochs: int) -> None:
+    """Reset the SMCL settings that cannot change the computation in this combination to their defaults.
+
+    Each rule names a combination in which the setting is never read (or every reading is identical),
+    so two values would give two run ids for one computation.
+    """
+    def reset(*names: str) -> None:
+        reset_to_default(SMCLHparams, out, epochs, *names)
+
+    if out["mask_start_epoch"] >= epochs:  # masking never starts: as mask_prob = 0
+        out["mask_prob"] = 0.0
+    if out["mask_prob"] == 0:  # SCL: no batch is ever masked
+        reset(*MASKING_FIELDS)
+        return
+    if out["mask_locator"] != "saliency":  # random / center boxes never compute a saliency map
+        reset("saliency", "saliency_input", "saliency_pad")
+    elif out["saliency"] == "spectral-residual":  # the input representation is read by OpenCV only
+        reset("saliency_input")
+    if out["mask_locator"] == "center":  # every box is the same: per batch = per sample; and it never
+        reset("box_per", "box_clip")  # crosses the border (half side <= H // 2 around H // 2), so shift = clip
+    if out["mask_locator"] == "center" or out["box_per"] == "batch":  # one box: every lam_b is equal
+        reset("lambda_per_sample")
+    if out["target_sampler"] == "cmo":  # per-sample weight n_y^-1 is class-uniform (naver-ai/cmo get_weighted_sampler)
+        out["target_sampler"] = "uniform"
+    if out["target_sampler"] not in ("class-level", "effective-number"):  # only these two have a beta
+        reset("target_beta")
 
 
 SMCL_TRAIN = {"batch_size": 256, "schedule": "smcl-step"}
@@ -84,16 +129,32 @@ class SMCL(Method):
         out = super().resolve_hparams(values, epochs)
         if out.get("base_temperature") is None:
             out["base_temperature"] = out["temperature"]
+        _drop_masking_noops(out, epochs)
         return out
 
     def model_options(self) -> ModelOptions:
         return ModelOptions(projection=True, head_hidden=self.hp.head_hidden, feat_dim=self.hp.feat_dim)
 
+    def setup_model(self, model: torch.nn.Module) -> None:
+        self.model = model  # model-saliency maps come from an extra no-grad forward of x1
+        self.nograd_images = 0  # images of that forward in the latest step (ltbench bench counts them)
+
     def views(self) -> tuple[str, ...]:
         return (self.hp.view1, self.hp.view2)
 
-    def supcon(self, feats: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return supcon_loss(feats, labels, self.hp.temperature, self.hp.base_temperature)
+    def supcon(self, feats: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """SupCon mean over anchors, or the `weights`-weighted mean (one weight per anchor row)."""
+        if weights is None:
+            return supcon_loss(feats, labels, self.hp.temperature, self.hp.base_temperature)
+        per = supcon_loss(feats, labels, self.hp.temperature, self.hp.base_temperature, reduction="none")
+        return (weights * per).sum() / weights.sum()
+
+    def model_maps(self, x1: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """CAM of each x1's label from the current model (ltbench.model_saliency), [B, H, W] in [0, 1]."""
+        mean = torch.tensor(self.sv.mean, device=x1.device, dtype=x1.dtype).view(1, -1, 1, 1)
+        std = torch.tensor(self.sv.std, device=x1.device, dtype=x1.dtype).view(1, -1, 1, 1)
+        self.nograd_images = x1.shape[0]
+        return class_activation_maps(self.model, (x1 - mean) / std, y)
 
     def masking_now(self) -> bool:
         r = self.sv.rng.random()  # drawn every batch so the stream does not depend on the epoch
@@ -115,24 +176,29 @@ class SMCL(Method):
                           {"ce": ce.detach(), "supcon": sc.detach(), "masked": zero, "mask_share": zero})
 
     # ----- masking ----------------------------------------------------------------------------
-    def box_centres(self, x1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def box_centres(self, x1: torch.Tensor, maps: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         hp = self.hp
         images = x1[:1] if hp.box_per == "batch" else x1
         # SaliencyMix's normalised input uses its own CIFAR statistics; other channel counts use ours
         stats = {} if x1.shape[1] == 3 else {"mean": self.sv.mean, "std": self.sv.std}
-        rows, cols = locate(images, hp.mask_locator, hp.saliency, hp.saliency_input, self.sv.generator, **stats)
+        if hp.mask_locator == "model-saliency":
+            rows, cols = peak(maps[:1] if hp.box_per == "batch" else maps)
+        else:
+            rows, cols = locate(images, hp.mask_locator, hp.saliency, hp.saliency_input, self.sv.generator,
+                                **stats, pad=hp.saliency_pad)
         if hp.box_per == "batch":  # one box from one image, applied to every image (SaliencyMix code)
             rows, cols = rows.expand(x1.shape[0]), cols.expand(x1.shape[0])
         return rows, cols
 
-    def mask_batch(self, x1: torch.Tensor, xt1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def mask_batch(self, x1: torch.Tensor, xt1: torch.Tensor,
+                   maps: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The masked view xm, the boolean box masks [B,1,H,W] and the per-sample masked shares lam_b."""
         height, width = x1.shape[-2:]
         lam_tilde = float(self.sv.rng.beta(self.hp.mask_beta, self.hp.mask_beta))
-        rows, cols = self.box_centres(x1)
-        mask, lam_b = box_masks(height, width, lam_tilde, rows, cols)
+        rows, cols = self.box_centres(x1, maps)
+        mask, lam_b = box_masks(height, width, lam_tilde, rows, cols, self.hp.box_clip)
         if self.hp.mask_fill == "erase":  # R1: zero in normalised space = the data-set mean colour
-            fill = torch.tensor(self.sv.mean, device=x1.device, dtype=x1.dtype).view(1, -1, 1, 1)
+            fill = device_constant(tuple(self.sv.mean), x1.device, x1.dtype).view(1, -1, 1, 1)
         else:  # R2: the target image's pixels at the same place
             fill = xt1
         return torch.where(mask, fill, x1), mask, lam_b
@@ -144,7 +210,9 @@ class SMCL(Method):
         target_images, yt = self.sv.draw(hp.target_sampler, y.shape[0], **self._sampler_params())
         xt1 = self.sv.augment(hp.view1, target_images)
         xt2 = self.sv.augment(hp.view2, target_images)
-        xm, _, lam_b = self.mask_batch(x1, xt1)
+        need_maps = hp.mask_locator == "model-saliency" or hp.supcon_weighting == "saliency"
+        maps = self.model_maps(x1, y) if need_maps else None
+        xm, mask, lam_b = self.mask_batch(x1, xt1, maps)
         outs = self.sv.forward([x1, x2, xt1, xt2, xm])
         logits = torch.cat([z for z, _ in outs])
         feats = torch.cat([f for _, f in outs]).unsqueeze(1)
@@ -152,7 +220,11 @@ class SMCL(Method):
         y_tgt = torch.cat([y, y, yt, yt, yt])
         lam = lam_b.mean()
         ce = self.mixed_ce(logits, y_src, y_tgt, lam, lam_b)
-        sc = (1 - lam) * self.supcon(feats, y_src) + lam * self.supcon(feats, y_tgt)
+        weights = None
+        if hp.supcon_weighting == "saliency":  # x1, x2, xt1, xt2 keep all their mass; xm 1 - its share in the box
+            keep = 1.0 - box_mass_share(maps, mask)
+            weights = torch.cat([torch.ones(4 * y.shape[0], device=keep.device, dtype=keep.dtype), keep])
+        sc = (1 - lam) * self.supcon(feats, y_src, weights) + lam * self.supcon(feats, y_tgt, weights)
         return StepOutput(hp.w_ce * ce + hp.w_sc * sc,
                           {"ce": ce.detach(), "supcon": sc.detach(), "masked": torch.ones_like(lam),
                            "mask_share": lam.detach()})
@@ -167,18 +239,20 @@ class SMCL(Method):
         """L_MCE (eq. 5) over the five views, or over x1, x2, xm when target_in_ce is off (H)."""
         b = lam_b.shape[0]
         if not self.hp.target_in_ce:
-            keep = torch.cat([torch.arange(2 * b), torch.arange(4 * b, 5 * b)]).to(logits.device)
+            dev = logits.device  # built on the device: no host->device copy inside the step
+            keep = torch.cat([torch.arange(2 * b, device=dev), torch.arange(4 * b, 5 * b, device=dev)])
             logits, y_src, y_tgt = logits[keep], y_src[keep], y_tgt[keep]
         if not self.hp.lambda_per_sample:
             return (1 - lam) * self.ce(logits, y_src) + lam * self.ce(logits, y_tgt)
-        # per-sample lambda: the masked view's two terms use its own lam_b, unmasked views lam = 0;
-        # class weights enter as in a weighted mean over the mixed terms
-        per = torch.zeros(logits.shape[0], device=logits.device)
+        # per-sample lambda (row E): row i gets its own lam_i (lam_b on the masked rows, the batch mean on
+        # the others, as in the batch form) and each of the two CE terms keeps PyTorch's weighted-mean
+        # denominator, so equal lam_b give exactly the batch-scalar form, with or without DRW:
+        #   sum_i (1 - lam_i) w[Ys_i] CE_i(Ys) / sum_j w[Ys_j]  +  sum_i lam_i w[Yt_i] CE_i(Yt) / sum_j w[Yt_j]
+        per = lam.expand(logits.shape[0]).clone()
         per[-b:] = lam_b
         w = self.class_weights
         ws = w[y_src] if w is not None else torch.ones_like(per)
         wt = w[y_tgt] if w is not None else torch.ones_like(per)
         ls = F.cross_entropy(logits.float(), y_src, reduction="none")
         lt = F.cross_entropy(logits.float(), y_tgt, reduction="none")
-        num = ((1 - per) * ws * ls + per * wt * lt).sum()
-        return num / ((1 - per) * ws + per * wt).sum()
+        return ((1 - per) * ws * ls).sum() / ws.sum() + (per * wt * lt).sum() / wt.sum()

@@ -11,3 +11,15 @@ TINY = {"backbone": "resnet8", "max_per_class": 60, "batch_size": 64}
 @pytest.fixture
 def tiny() -> dict:
     return dict(TINY)
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """`@pytest.mark.cuda` tests run only where torch sees a CUDA device (tests/test_cuda.py)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device (torch.cuda.is_available() is false)")
+    for item in items:
+        if item.get_closest_marker("cuda") is not None:
+            item.add_marker(skip)

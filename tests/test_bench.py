@@ -28,7 +28,8 @@ def _check_common(result: dict) -> None:
     for key in ("overhead_ratio", "pipeline_speedup", "step_vs_erm", "bf16_speedup"):
         lo, hi = result[f"{key}_spread"]
         assert _positive(lo) and lo <= result[key] <= hi, key
-    assert set(result["saliency_ms"]) == {"fine-grained", "spectral-residual", "fine-grained-threaded", "cached-map"}
+    assert set(result["saliency_ms"]) == {"fine-grained", "spectral-residual", "fine-grained-threaded", "cached-map",
+                                          "model-cam"}
     for op, ms in result["saliency_ms"].items():
         assert _positive(ms) and len(result["saliency_ms_spread"][op]) == 2
     for name, ms in result["medians_ms"].items():

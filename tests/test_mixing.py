@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 
@@ -10,29 +9,7 @@ from ltbench.config import build_spec
 from ltbench.method import Batch
 from ltbench.registry import get_method
 
-
-class FakeServices:
-    """Just enough of the trainer for one step: records what reaches the model."""
-
-    def __init__(self, num_classes=4, image=(8, 8)):
-        self.num_classes = num_classes
-        self.class_counts = [40, 20, 10, 5][:num_classes]
-        self.device = torch.device("cpu")
-        self.generator = torch.Generator().manual_seed(0)
-        self.rng = np.random.default_rng(0)
-        self.image_size = image
-        self.mean, self.std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
-        self.seen: list[torch.Tensor] = []
-
-    def forward(self, views):
-        self.seen = views
-        return [(torch.zeros(v.shape[0], self.num_classes, requires_grad=True), None) for v in views]
-
-    def augment(self, pipeline, images):
-        return images.float() / 255
-
-    def draw(self, kind, n, **params):
-        return torch.full((n, 3, *self.image_size), 255, dtype=torch.uint8), torch.full((n,), 3)
+from .fakes import FakeServices
 
 
 def _method(name, **overrides):
@@ -51,15 +28,18 @@ def test_window_resolution():
 
 
 def test_cmo_pastes_the_foreground_inside_one_box():
+    """One box for the whole batch; inside it the foreground's pixels, outside the background's.
+
+    The loss and lambda are checked against the reference in tests/test_method_reference.py.
+    """
     method, sv = _method("cmo", mix_prob=1.0)
-    x = torch.zeros(4, 3, 8, 8)
-    out = method.training_step(Batch(x.byte(), torch.tensor([0, 0, 1, 1]), [x]))
+    x = torch.full((4, 3, 8, 8), -1.0)  # no foreground pixel is negative
+    method.training_step(Batch(x.byte(), torch.tensor([0, 0, 1, 1]), [x]))
     (mixed,) = sv.seen
-    inside = mixed == 1.0  # the fake foreground is white
+    inside = mixed != -1.0
     assert inside.any() and torch.equal(inside, inside[:1].expand_as(inside))  # same box for the batch
-    lam = 1 - inside[0, 0].float().mean().item()
-    # zero logits: CE = log C for every term, whatever the labels and weights
-    assert out.loss.item() == pytest.approx(np.log(4) * (lam + 1 - lam))
+    fg = sv.augment("standard", sv.drawn[-1][0])
+    assert torch.equal(mixed[inside], fg[inside])
 
 
 def test_mixing_outside_the_window_is_plain_ce():

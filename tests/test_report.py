@@ -339,10 +339,13 @@ def test_background_metrics_columns_only_where_the_data_set_has_them(tmp_path):
     t = build_table(collect(tmp_path / "runs", warn=_no_warnings), load_grid(grid_file), warn=_no_warnings)
     labels = [c.label for c in t.columns]
     assert [lab for lab in labels if lab.startswith("shapes")] == [
-        "shapes-LT h500 r100 All", "shapes-LT h500 r100 Seen", "shapes-LT h500 r100 Unseen", "shapes-LT h500 r100 Gap"]
+        "shapes-LT h500 r100 All", "shapes-LT h500 r100 Seen", "shapes-LT h500 r100 Unseen",
+        "shapes-LT h500 r100 BG gap (tail)"]  # the old head/tail-confounded gap is no longer a column
     assert [lab for lab in labels if lab.startswith("Fashion")] == ["Fashion-MNIST-LT h500 r100 All"]
-    gap = t.cells[("erm", "shapes-h500-r100:gap")]
-    assert (gap.mean, gap.n) == (46.0, 2) and gap.std == pytest.approx(math.sqrt(32.0))
+    unseen = t.cells[("erm", "shapes-h500-r100:unseen")]
+    assert (unseen.mean, unseen.n) == (45.0, 2) and unseen.std == pytest.approx(math.sqrt(50.0))
+    gap = t.cells[("erm", "shapes-h500-r100:bg_gap_tail")]  # these records predate bg_gap_tail: unknown, not 0
+    assert (gap.mean, gap.n, gap.note) == (None, 0, "e")
 
 
 def test_a_cell_keeps_the_configuration_the_grid_expands_to(tmp_path):

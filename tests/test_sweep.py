@@ -22,7 +22,7 @@ runner = CliRunner()
 GRID = """\
 methods: [erm, drw]
 datasets: [shapes]
-ratios: [100]
+ratios: [10]
 seeds: [0]
 preset: quick
 max_per_class: 60

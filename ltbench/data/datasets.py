@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ltbench.data import imagenet_lt
-from ltbench.data.longtail import longtail_counts, longtail_indices, subset_sha
+from ltbench.data.longtail import longtail_counts, longtail_indices, ordered_counts, subset_sha
 from ltbench.errors import LtbenchError
 
 # LDAM-DRW / CMO normalisation for every CIFAR-LT run (spec §1.1).
@@ -65,6 +65,9 @@ class DataBundle:
     test_meta: dict[str, torch.Tensor] = field(default_factory=dict)
     # file-backed data sets: split name -> ImageList (paths + labels); the image tensors above are empty
     files: dict[str, Any] | None = None
+    # resident data sets with_val: the val half of the test set (ltbench.data.val_split); test_* is the other
+    val_images: torch.Tensor | None = None
+    val_labels: torch.Tensor | None = None
 
 
 def default_data_dir() -> Path:
@@ -179,22 +182,39 @@ def get_dataset(name: str) -> DatasetInfo:
 
 def build_bundle(name: str, ratio: float, profile: str = "exp", data_seed: int = 0,
                  max_per_class: int | None = None, data_dir: Path | None = None,
-                 download: bool = False, split_dir: Path | None = None, with_val: bool = False) -> DataBundle:
+                 download: bool = False, split_dir: Path | None = None, with_val: bool = False,
+                 class_order: int = 0) -> DataBundle:
     """Load a data set and cut its long-tailed training subset (test set stays balanced).
 
     File-backed data sets (`info.bundle`) read their fixed split from list files in `split_dir`
-    instead; `with_val` also reads (and checks) their val list.
+    instead; `with_val` also reads (and checks) their val list. For the others, `with_val` cuts the
+    balanced test set into a val half (selection) and a test half (reported): ltbench.data.val_split.
     """
     info = get_dataset(name)
     if info.bundle is not None:
+        if class_order:
+            raise LtbenchError(f"{name} is a fixed split; class_order does not apply")
         root = Path(data_dir) if data_dir else default_data_dir()
         return info.bundle(info, root, split_dir, max_per_class, with_val)
     pool = info.load(Path(data_dir) if data_dir else default_data_dir(), download)
     head = max_per_class or info.max_per_class
     if head > info.max_per_class:
         raise LtbenchError(f"{name} has {info.max_per_class} images per class; max_per_class={head} is too many")
-    counts = longtail_counts(info.num_classes, head, ratio, profile)
+    # class_order: which classes take the head and tail ranks (0: class k gets the k-th count)
+    counts = ordered_counts(longtail_counts(info.num_classes, head, ratio, profile), class_order)
     idx = longtail_indices(pool.train_labels.numpy(), counts, seed=data_seed)
     index = torch.from_numpy(idx)
-    return DataBundle(info, pool.train_images[index].contiguous(), pool.train_labels[index],
-                      pool.test_images, pool.test_labels, counts, subset_sha(idx), pool.test_meta)
+    bundle = DataBundle(info, pool.train_images[index].contiguous(), pool.train_labels[index],
+                        pool.test_images, pool.test_labels, counts, subset_sha(idx), pool.test_meta)
+    return _split_val(bundle) if with_val else bundle
+
+
+def _split_val(bundle: DataBundle) -> DataBundle:
+    """The test set's seeded balanced halves: val (selection only) and test (what is reported)."""
+    from ltbench.data.val_split import balanced_halves
+
+    val_idx, test_idx = (torch.from_numpy(i) for i in balanced_halves(bundle.test_labels.numpy()))
+    bundle.val_images, bundle.val_labels = bundle.test_images[val_idx], bundle.test_labels[val_idx]
+    bundle.test_meta = {k: v[test_idx] for k, v in bundle.test_meta.items()}
+    bundle.test_images, bundle.test_labels = bundle.test_images[test_idx], bundle.test_labels[test_idx]
+    return bundle

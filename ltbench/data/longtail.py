@@ -29,6 +29,29 @@ def longtail_counts(num_classes: int, max_per_class: int, ratio: float, profile:
     return [int(img_max * imb_factor ** (k / (num_classes - 1.0))) for k in range(num_classes)]
 
 
+def class_permutation(num_classes: int, class_order: int) -> list[int]:
+    """Which class takes each rank of the head-to-tail profile: `perm[r]` is the class given count n_r.
+
+    0 is the identity (class k gets n_k, the LDAM-DRW reference order). Any other value draws a fixed
+    permutation from its own RandomState(class_order), independent of the subset seed, so the class
+    order and the data seed can be crossed as separate factors.
+    """
+    if isinstance(class_order, bool) or not isinstance(class_order, int) or class_order < 0:
+        raise ValueError(f"class_order must be an integer >= 0, got {class_order!r}")
+    if class_order == 0:
+        return list(range(num_classes))
+    return [int(c) for c in np.random.RandomState(class_order).permutation(num_classes)]
+
+
+def ordered_counts(counts: list[int], class_order: int) -> list[int]:
+    """Per-class counts (indexed by class label) when the ranked `counts` follow `class_order`."""
+    perm = class_permutation(len(counts), class_order)
+    out = [0] * len(counts)
+    for rank, cls in enumerate(perm):
+        out[cls] = counts[rank]
+    return out
+
+
 def longtail_indices(targets, counts: list[int], seed: int = 0) -> np.ndarray:
     """Indices of the subset: per class in ascending order, shuffle that class's indices and keep n_k.
 

@@ -21,6 +21,10 @@ class ModelOptions:
     projection: bool = False
     head_hidden: int = 512
     feat_dim: int = 128
+    # BCL/ConCutMix: a second MLP (`head_fc`) maps the classifier's class weights to class centres in the
+    # projection space (BCL models/resnext.py), and the projection is returned un-normalised
+    centres_head: bool = False
+    normalize_features: bool = True
 
 
 class LTModel(nn.Module):
@@ -30,13 +34,24 @@ class LTModel(nn.Module):
         super().__init__()
         self.backbone = backbone
         self.classifier = make_classifier(options.classifier, feat_in, num_classes)
-        self.projection = ProjectionHead(feat_in, options.head_hidden, options.feat_dim) if options.projection else None
+        self.projection = (ProjectionHead(feat_in, options.head_hidden, options.feat_dim, options.normalize_features)
+                           if options.projection else None)
+        self.centres_head = (ProjectionHead(feat_in, options.head_hidden, options.feat_dim, normalize=False)
+                             if options.centres_head else None)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         feats = self.backbone(x)
         logits = self.classifier(feats)
         proj = self.projection(feats) if self.projection is not None else None
         return logits, proj
+
+    def class_centres(self) -> torch.Tensor:
+        """The classifier's class weight vectors [C, d_in] through `centres_head`, un-normalised [C, feat_dim]."""
+        if self.centres_head is None:
+            raise ValueError("this model has no centres head (ModelOptions.centres_head)")
+        weight = self.classifier.weight
+        rows = weight.T if isinstance(self.classifier, NormedLinear) else weight  # NormedLinear is [d_in, C]
+        return self.centres_head(rows)
 
 
 def build_model(backbone: str, num_classes: int, in_channels: int, options: ModelOptions) -> LTModel:

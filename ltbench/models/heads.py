@@ -23,13 +23,15 @@ class NormedLinear(nn.Module):
 class ProjectionHead(nn.Module):
     """Linear -> BN -> ReLU -> Linear, L2-normalised output (BCL/CCM CIFAR head, spec §2.3)."""
 
-    def __init__(self, in_dim: int, hidden: int = 512, out_dim: int = 128):
+    def __init__(self, in_dim: int, hidden: int = 512, out_dim: int = 128, normalize: bool = True):
         super().__init__()
+        self.normalize = normalize
         self.net = nn.Sequential(nn.Linear(in_dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True),
                                  nn.Linear(hidden, out_dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.net(x).float(), dim=1)
+        out = self.net(x).float()
+        return F.normalize(out, dim=1) if self.normalize else out
 
 
 def make_classifier(kind: str, in_dim: int, num_classes: int) -> nn.Module:

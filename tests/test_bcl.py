@@ -1,0 +1,187 @@
+"""BCL: the balanced contrastive loss and the logit adjustment against literal computations; the method's
+loss against one recomputed from its model; training and exact resume on shapes and Fashion-MNIST-LT."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ltbench.config import build_spec
+from ltbench.errors import LtbenchError
+from ltbench.losses_balanced import balanced_contrastive_loss, log_prior, logit_adjusted
+from ltbench.method import Batch, TrainerServices
+from ltbench.methods.bcl import BCL, BCLHparams
+from ltbench.models import build_model
+from ltbench.results import read_jsonl
+from ltbench.train import RuntimeOptions, run_directory, train
+
+
+# ----- literal formulas (loops over anchors, written from the papers) ------------------------------
+
+def literal_bal_scl(feats, labels, protos, temperature):
+    """BCL's BalSCL by the formula: anchors = the 2B views; contrast = other views + prototypes."""
+    b, v, _ = feats.shape
+    vecs = [feats[i, j] for j in range(v) for i in range(b)]
+    labs = [int(labels[i]) for j in range(v) for i in range(b)]
+    cvecs = vecs + ([protos[c] for c in range(protos.shape[0])] if protos is not None else [])
+    clabs = labs + (list(range(protos.shape[0])) if protos is not None else [])
+    total = 0.0
+    for a, (fa, ya) in enumerate(zip(vecs, labs, strict=True)):
+        members: dict[int, list[int]] = {}
+        for q, yq in enumerate(clabs):
+            if q != a:
+                members.setdefault(yq, []).append(q)
+        denom = sum(sum(math.exp(float((fa @ cvecs[q]).detach()) / temperature) for q in qs) / len(qs)
+                    for qs in members.values())
+        pos = members.get(ya, [])
+        total += -sum(float((fa @ cvecs[p]).detach()) / temperature - math.log(denom) for p in pos) / len(pos)
+    return total / len(vecs)
+
+
+def _unit(*xy):
+    t = torch.tensor(xy, dtype=torch.float32)
+    return t / t.norm()
+
+
+def test_balanced_contrastive_loss_equals_the_literal_formula():
+    # 2 samples (classes 0, 1) x 2 views, 3 classes of prototypes; axis-aligned vectors: dots are 0 / +-1 / 0.6
+    feats = torch.stack([torch.stack([_unit(1, 0), _unit(0.6, 0.8)]), torch.stack([_unit(0, 1), _unit(-1, 0)])])
+    labels = torch.tensor([0, 1])
+    protos = torch.stack([_unit(1, 0), _unit(0, 1), _unit(-0.6, 0.8)])
+    for tau in (0.1, 0.5, 1.0):
+        got = float(balanced_contrastive_loss(feats, labels, protos, tau))
+        assert got == pytest.approx(literal_bal_scl(feats, labels, protos, tau), rel=1e-5), tau
+    # without prototypes the same formula over the views alone (an ablation), and a different number
+    no_proto = float(balanced_contrastive_loss(feats, labels, None, 0.5))
+    assert no_proto == pytest.approx(literal_bal_scl(feats, labels, None, 0.5), rel=1e-5)
+    assert no_proto != pytest.approx(literal_bal_scl(feats, labels, protos, 0.5), rel=1e-3)
+
+
+def test_balanced_contrastive_loss_by_hand():
+    # one sample of class 0, two identical views f = (1, 0); prototypes p0 = (1, 0), p1 = (0, 1); T = 1.
+    # anchor view 1: positives {view 2, p0} (dots 1, 1); class 0 members besides the anchor: view 2, p0
+    # (count 2), class 1: p1 (count 1) -> denominator (e + e) / 2 + e^0 / 1 = e + 1; loss = -(1 - log(e + 1))
+    feats = torch.tensor([[[1.0, 0.0], [1.0, 0.0]]])
+    protos = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    got = float(balanced_contrastive_loss(feats, torch.tensor([0]), protos, 1.0))
+    assert got == pytest.approx(-(1.0 - math.log(math.e + 1.0)), rel=1e-6)
+
+
+def test_logit_adjustment_equals_the_literal_formula():
+    counts = [30, 10]  # prior (0.75, 0.25)
+    prior = log_prior(counts)
+    assert prior.tolist() == pytest.approx([math.log(0.75), math.log(0.25)], rel=1e-6)
+    z = torch.tensor([[1.0, 2.0], [0.0, 0.0]])
+    for tau in (1.0, 0.5):
+        adj = logit_adjusted(z, prior, tau)
+        assert adj.flatten().tolist() == pytest.approx([1 + tau * math.log(0.75), 2 + tau * math.log(0.25),
+                                                        tau * math.log(0.75), tau * math.log(0.25)], rel=1e-6)
+    # CE on the adjusted logits, row 2 (label 1), tau = 1: -log(0.25 / (0.75 + 0.25)) = log 4
+    ce = F.cross_entropy(logit_adjusted(z[1:], prior, 1.0), torch.tensor([1]))
+    assert float(ce) == pytest.approx(math.log(4.0), rel=1e-6)
+
+
+# ----- the method's loss, recomputed from its model ----------------------------------------------------
+
+class FakeServices(TrainerServices):
+    def __init__(self, counts, model=None, seed=0):
+        self.num_classes = len(counts)
+        self.class_counts = list(counts)
+        self.epochs = 4
+        self.device = torch.device("cpu")
+        self.generator = torch.Generator().manual_seed(seed)
+        self.rng = np.random.default_rng(seed)
+        self.image_size = (16, 16)
+        self.mean, self.std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+        self.model = model
+
+    def forward(self, views):
+        sizes = [v.shape[0] for v in views]
+        logits, feats = self.model(torch.cat(views))
+        return list(zip(logits.split(sizes), feats.split(sizes), strict=True))
+
+
+def make_bcl(cls=BCL, counts=(6, 3, 1), **hp):
+    torch.manual_seed(0)
+    sv = FakeServices(counts)
+    method = cls(cls.Hparams(**hp), sv)
+    sv.model = build_model("resnet8", sv.num_classes, 3, method.model_options())
+    method.setup_model(sv.model)
+    method.on_epoch_start(0)
+    return method, sv
+
+
+def expected_bcl_loss(model, views, y, counts, hp: BCLHparams):
+    logits, raw = model(torch.cat(views))
+    b = y.shape[0]
+    z, f1, f2 = logits[:b], F.normalize(raw[b:2 * b], dim=1), F.normalize(raw[2 * b:], dim=1)
+    centres = model.centres_head(model.classifier.weight.T)  # NormedLinear stores [d_in, C]
+    protos = F.normalize(centres, dim=1)
+    prior = torch.tensor(counts, dtype=torch.float64)
+    adj = hp.s * z.double() + hp.la_tau * torch.log(prior / prior.sum())
+    ce = F.cross_entropy(adj, y)
+    sc = literal_bal_scl(torch.stack([f1, f2], dim=1).double(), y, protos.double(), hp.temperature)
+    return hp.w_ce * float(ce) + hp.w_bcl * sc
+
+
+@pytest.mark.parametrize("hp", [{}, {"la_tau": 0.5, "temperature": 0.3, "w_ce": 1.0, "w_bcl": 0.35, "s": 10.0}])
+def test_bcl_step_is_the_weighted_sum_of_its_two_literal_losses(hp):
+    method, sv = make_bcl(**hp)
+    g = torch.Generator().manual_seed(1)
+    views = [torch.rand(4, 3, 16, 16, generator=g) for _ in range(3)]
+    y = torch.tensor([0, 1, 2, 0])
+    loss = method.training_step(Batch(torch.zeros(4, 3, 16, 16, dtype=torch.uint8), y, views)).loss
+    expected = expected_bcl_loss(sv.model, views, y, sv.class_counts, method.hp)
+    assert float(loss) == pytest.approx(expected, rel=1e-4)
+
+
+def test_bcl_prototypes_get_gradients_through_the_centres_head():
+    method, sv = make_bcl()
+    views = [torch.rand(4, 3, 16, 16) for _ in range(3)]
+    method.training_step(Batch(torch.zeros(4, 3, 16, 16, dtype=torch.uint8), torch.tensor([0, 1, 2, 0]),
+                               views)).loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in sv.model.centres_head.parameters())
+
+
+# ----- through the trainer -----------------------------------------------------------------------------
+
+def _runtime(path, **kw):
+    return RuntimeOptions(results_dir=path, device="cpu", argv=["test"], **kw)
+
+
+def check_exact_resume(spec, tmp_path):
+    straight = train(spec, _runtime(tmp_path / "a"))
+    assert train(spec, _runtime(tmp_path / "b", stop_after_epochs=1)) == {}
+    resumed = train(spec, _runtime(tmp_path / "b"))
+    for key in ("top1", "per_class_acc", "best_top1", "best_epoch"):
+        assert resumed[key] == straight[key], key
+    a = torch.load(run_directory(spec, tmp_path / "a") / "last.pt", weights_only=True)["model"]
+    b = torch.load(run_directory(spec, tmp_path / "b") / "last.pt", weights_only=True)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    rows_a = read_jsonl(run_directory(spec, tmp_path / "a") / "metrics.jsonl")
+    rows_b = read_jsonl(run_directory(spec, tmp_path / "b") / "metrics.jsonl")
+    assert [r["loss"] for r in rows_a] == [r["loss"] for r in rows_b]
+    return straight
+
+
+def test_bcl_trains_and_resumes_bit_identically_on_shapes(tmp_path, tiny):
+    spec = build_spec("bcl", "shapes", 10, 0, "paper", {**tiny, "max_per_class": 30, "epochs": 2})
+    assert spec.train.lr == 0.15 and spec.train.weight_decay == 5e-4 and spec.train.schedule == "smcl-step"
+    check_exact_resume(spec, tmp_path)
+
+
+def test_bcl_one_epoch_on_fashion_mnist(tmp_path):
+    from tests.test_fashion_mnist import HAVE_DATA
+
+    if not HAVE_DATA:
+        pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
+    spec = build_spec("bcl", "fashion-mnist", 10, 0, "quick", {"epochs": 1, "max_per_class": 50})
+    final = train(spec, _runtime(tmp_path))
+    assert 0.0 <= final["top1"] <= 100.0
+    empty_tail = build_spec("bcl", "fashion-mnist", 100, 0, "quick", {"epochs": 1, "max_per_class": 50})
+    with pytest.raises(LtbenchError):  # a class without training images has no log prior
+        train(empty_tail, _runtime(tmp_path))
