@@ -28,6 +28,8 @@ nothing: Color is then the identity, as PIL's on an L image.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 
@@ -88,7 +90,9 @@ def op_value(op: str, level: int) -> float:
     return 0.0
 
 
+@functools.lru_cache(maxsize=8)
 def _tables(device: torch.device, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+    """The policy as device tensors (built once per device and dtype, not per batch)."""
     ops = torch.tensor([[AA_OPS.index(o) for o, _, _ in sp] for sp in CIFAR10_POLICY], device=device)
     probs = torch.tensor([[p for _, p, _ in sp] for sp in CIFAR10_POLICY], device=device, dtype=dtype)
     values = torch.tensor([[op_value(o, m) for o, _, m in sp] for sp in CIFAR10_POLICY], device=device,

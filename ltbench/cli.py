@@ -81,6 +81,8 @@ def run(
                                        "(file-backed data; default: CPUs / processes, at most 8)."),
     image_cache: Path | None = typer.Option(None, "--image-cache", help="Read pre-resized images from this "
                                             "folder (built by `ltbench data cache`)."),
+    tensorboard: bool = typer.Option(False, "--tensorboard", help="Also write the per-epoch metrics as "
+                                     "TensorBoard scalars in <run dir>/tensorboard (needs tensorboard)."),
 ) -> None:
     """Train one run (or resume it, or do nothing if it is done)."""
     with user_errors():
@@ -104,7 +106,11 @@ def run(
         runtime = RuntimeOptions(results_dir=results_dir or _default_results(), data_dir=data_dir,
                                  download=download, device=device, force=force, compile=compile_,
                                  progress=not quiet and sys.stderr.isatty(), split_dir=split_dir,
-                                 workers=workers, image_cache=image_cache)
+                                 workers=workers, image_cache=image_cache,
+                                 tracker="tensorboard" if tensorboard else None)
+        from ltbench.tracking import check_available
+
+        check_available(runtime.tracker)
         from ltbench.results import run_state
 
         if force or run_state(runtime.results_dir / spec.run_id) != "done":  # a finished run reads only

@@ -159,7 +159,7 @@ def _gpu_slots(device: str, gpus: str | None) -> tuple[list[str], str]:
     return ids, device
 
 
-def _plan_table(planned, estimates: dict | None = None) -> Table:
+def _plan_table(planned, estimates: dict | None = None, actual: dict | None = None) -> Table:
     from ltbench.estimate import fmt_duration
     from ltbench.report import fmt_value
 
@@ -167,6 +167,8 @@ def _plan_table(planned, estimates: dict | None = None) -> Table:
     table = Table("#", title="plan")
     table.add_column("run id", overflow="fold")
     extra = ["estimate", "from"] if estimates is not None else []
+    shown_actual = bool(actual) and any(v is not None for v in actual.values())  # once runs exist
+    extra += ["actual"] if shown_actual else []
     for name in (["varied"] if varied else []) + ["state", "action"] + extra:
         table.add_column(name, overflow="fold")
     for i, p in enumerate(planned, 1):
@@ -177,6 +179,8 @@ def _plan_table(planned, estimates: dict | None = None) -> Table:
         if estimates is not None:
             e = estimates[p.run_id]
             est = [fmt_duration(e.seconds), e.basis]
+        if shown_actual:  # final.json wall_time_s of a finished run, beside its estimate (ltbench.costs)
+            est.append(fmt_duration(actual[p.run_id]) if actual.get(p.run_id) is not None else "")
         table.add_row(str(i), p.run_id, *vary, state, p.action, *est)
     return table
 
@@ -259,7 +263,10 @@ def sweep_grid(grid, results_dir: Path, jobs: int = 1, data_dir: Path | None = N
     say(f"{grid.path}: {len(planned)} runs ({_counts(p.state for p in planned)}); results in {results_dir}")
     if dry_run:
         estimates, benches = _estimates(planned, results_dir, data_dir, bench)
-        (err_console if launcher == "print" else console).print(_plan_table(planned, estimates))
+        from ltbench.costs import actual_wall_s
+
+        actual = {p.run_id: actual_wall_s(results_dir / p.run_id) for p in planned if p.state == "done"}
+        (err_console if launcher == "print" else console).print(_plan_table(planned, estimates, actual))
         say(f"dry run: would run {len(todo)}, skip {len(planned) - len(todo)}")
         _print_estimate(say, todo, estimates, benches, results_dir, options.get("gpus_per_run"))
         _print_held(outcome, grid.path)
@@ -501,17 +508,18 @@ def status(
         from ltbench.launch import log_tail, read_submission, state_of
         from ltbench.report import find_run_dirs
 
-        results_dir = _require_results(results_dir or _default_results())
+        results_dir = results_dir or _default_results()
         if file is not None:
             from ltbench.grid import expand
 
             grid = _load_grid(file, methods)
             entries = [(r.run_id, results_dir / r.run_id) for r in expand(grid)]
             title = f"{grid.path} ({len(entries)} runs)"
+            _require_results(results_dir)  # after the grid: its own errors are the more specific ones
         else:
             if methods:
                 raise LtbenchError("--methods needs an experiment file")
-            dirs = find_run_dirs(results_dir) if results_dir.is_dir() else []
+            dirs = find_run_dirs(_require_results(results_dir))
             entries = [(d.relative_to(results_dir).as_posix(), d) for d in dirs]
             title = f"runs under {results_dir}"
             if not entries:
@@ -884,8 +892,12 @@ def _decomposition(frame, pairs, metrics):
 
 def _compare_header(result, mismatch: dict[str, list[str]]) -> list[str]:
     family = int(result.attrs["family"])
-    lines = [f"Holm: verdicts adjusted over the {family} comparison(s) of this call (family-wise α = 0.05, "
-             "paired t-tests); the 95 % t-intervals beside them are per comparison, not adjusted."]
+    if family:
+        lines = [f"Holm: verdicts adjusted over the {family} comparison(s) of this call (family-wise α = 0.05, "
+                 "paired t-tests); the 95 % t-intervals beside them are per comparison, not adjusted."]
+    else:
+        lines = ["Holm: no comparison of this call has two or more seeds, so none is tested (no interval, "
+                 "no verdict)."]
     for pair, fields in mismatch.items():
         lines.append(f"PROTOCOL DIFFERS ({pair}): {'; '.join(fields)}: the difference mixes the method "
                      "with these.")

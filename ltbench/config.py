@@ -53,7 +53,7 @@ class TrainSettings:
     # optimiser-step count of a run at the reference batch, "samples" to the sample-passes of a 1-view run
     budget: Literal["epochs", "steps", "samples"] = "epochs"
     budget_ref_batch: int | None = field(default=None, metadata=bounded(ge=1))  # steps: None = the preset's batch
-    budget_ref_epochs: int | None = None  # the epochs before rescaling (filled in by the builder)
+    budget_ref_epochs: int | None = field(default=None, metadata=bounded(ge=1))  # epochs before rescaling (derived)
 
 
 # preset -> data-set family -> TrainSettings fields. `paper` is the reference recipe (spec §3.1);
@@ -278,7 +278,8 @@ def _apply_budget(values: dict[str, Any], preset_batch: int, train_size, view_co
              gets the optimiser steps of the preset's batch-128 recipe.
     samples: epochs' = round(epochs / views): the sample-passes (images x views x epochs) of a 1-view run.
     Warm-up, LR milestones, DRW and masking starts left at their defaults are fractions of the epochs
-    and scale with them; explicit values are kept as given.
+    and scale with them; explicit values are kept as given. A run whose epochs do not change (the
+    reference itself, e.g. ERM under steps) is recorded as budget=epochs, keeping its run id.
     """
     rule = values["budget"]
     if values["budget_ref_epochs"] is not None:
@@ -298,6 +299,9 @@ def _apply_budget(values: dict[str, Any], preset_batch: int, train_size, view_co
         scaled = epochs * math.ceil(n / ref) / math.ceil(n / values["batch_size"])
     else:
         scaled = epochs / view_count()
+    if max(1, round(scaled)) == epochs:  # already the reference budget: one computation, one run id
+        values.update(budget="epochs", budget_ref_batch=None)
+        return
     values["budget_ref_epochs"] = epochs
     values["epochs"] = max(1, round(scaled))
 
@@ -316,7 +320,11 @@ def _train_size(info, ratio: float, spec_values: dict[str, Any]) -> int:
 
 def _view_count(cls, hp_values: dict[str, Any]) -> int:
     """How many augmented views of each source image the method takes (its `views()` declaration)."""
-    return len(cls.views(types.SimpleNamespace(hp=cls.Hparams(**hp_values))))
+    try:  # views() reads only the hyperparameters (the method contract, ltbench/method.py)
+        return len(cls.views(types.SimpleNamespace(hp=cls.Hparams(**hp_values))))
+    except (AttributeError, TypeError) as exc:
+        raise LtbenchError(f"budget=samples cannot tell how many views this method takes ({exc}); "
+                           "set epochs directly") from None
 
 
 def _resolve_train(values: dict[str, Any]) -> TrainSettings:

@@ -99,3 +99,14 @@ def row_cost_text(table, row) -> str:
     idx = sorted({i for col in table.columns for i in table.cells[(row.key, col.key)].frame_index})
     cost = runs_cost(table.frame.loc[idx]) if idx else None
     return cost.text() if cost else "—"
+
+
+def actual_wall_s(run_dir: Path) -> float | None:
+    """A finished run's recorded wall time (final.json wall_time_s), for `sweep --dry-run` beside the estimate."""
+    from ltbench.results import load_final
+
+    try:
+        final = load_final(run_dir)
+    except (ValueError, OSError):
+        return None
+    return _num(final.get("wall_time_s")) if final else None

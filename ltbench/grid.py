@@ -36,7 +36,7 @@ REQUIRED_KEYS = ("methods", "datasets", "ratios", "seeds")
 OPTIONAL_KEYS = ("preset", "overrides", "vary", "max_per_class", "table", "metrics")
 # table columns a grid may ask for (`metrics:`); seen/unseen/gap are the shapes background metrics
 TABLE_METRICS = ("top1", "many", "medium", "few", "seen", "unseen", "gap", "few_gap", "bg_gap_tail")
-TABLE_LAYOUTS = ("table1", "table2", "grid", "ablate", "ablate-masking", "ablate-contrastive")
+TABLE_LAYOUTS = ("table1", "table1-extended", "table2", "grid", "ablate", "ablate-masking", "ablate-contrastive")
 MAX_GRID_RUNS = 100_000  # combinations a grid may expand to (each is a spec to build and a directory to check)
 NAMED_GRIDS = {"masking": "ablate-masking", "contrastive": "ablate-contrastive"}
 

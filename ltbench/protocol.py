@@ -26,6 +26,15 @@ FIELDS = ("epochs", "optimizer_steps", "steps_per_epoch", "sample_passes", "batc
           "eval_set", "world_size")
 
 
+def eval_set(spec: dict[str, Any]) -> str:
+    """'test', or 'test-half' for val_select runs of a data set without a val list: a seeded balanced half
+    of the test set selects and the other half is reported (ltbench/data/val_split.py). ImageNet-LT
+    selects on its own val list and reports the whole test set."""
+    if spec["train"].get("val_select") and spec["dataset"] != "imagenet-lt":
+        return "test-half"
+    return EVAL_SET
+
+
 def steps_per_epoch(n_train: int, batch_size: int, world_size: int = 1) -> int:
     """Optimiser steps per epoch in each process: ceil(ceil(n / W) / (batch / W)), no batch dropped."""
     if n_train < 0 or batch_size < 1 or world_size < 1:
@@ -62,7 +71,7 @@ def protocol_record(spec: dict[str, Any], train_class_counts: Sequence[int], vie
         "class_order": int(spec.get("class_order", 0)),
         "budget": _budget(train),
         "selection": SELECTION,
-        "eval_set": EVAL_SET,
+        "eval_set": eval_set(spec),
         "world_size": world_size,
     }
 
@@ -83,7 +92,7 @@ def protocol_of(final: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
         return {**dict.fromkeys(FIELDS), "epochs": int(train["epochs"]), "batch_size": int(train["batch_size"]),
                 "schedule": _schedule(train), "weight_decay": train["weight_decay"], "backbone": train["backbone"],
                 "subset": _subset(spec, None), "class_order": int(spec.get("class_order", 0)),
-                "budget": _budget(train), "selection": SELECTION, "eval_set": EVAL_SET, "world_size": world}
+                "budget": _budget(train), "selection": SELECTION, "eval_set": eval_set(spec), "world_size": world}
     record = protocol_record(spec, counts, 0, world)
     record.update({"views": None, "sample_passes": None})
     return record

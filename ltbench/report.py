@@ -39,7 +39,7 @@ PAPER_NAMES: dict[str, str] = {
     "erm": "ERM", "drw": "DRW", "ldam-drw": "LDAM-DRW", "cb-focal": "CB Focal",
     "drw+mixup": "DRW+Mixup", "drw+cutmix": "DRW+CutMix", "drw+cmo": "DRW+CMO", "scl": "SCL",
     "scl+drw": "SCL-DRW", "smcl": "SMCL", "drw+smcl": "DRW+SMCL", "balanced-softmax": "Balanced Softmax",
-    "mixup": "Mixup", "cutmix": "CutMix", "cmo": "CMO",
+    "mixup": "Mixup", "cutmix": "CutMix", "cmo": "CMO", "bcl": "BCL", "concutmix": "ConCutMix",
 }
 METHOD_OF_PAPER = {v: k for k, v in PAPER_NAMES.items()}
 DATASET_LABELS = {"cifar100": "CIFAR-100-LT", "cifar10": "CIFAR-10-LT", "imagenet-lt": "ImageNet-LT",
@@ -69,7 +69,8 @@ SELECT_TEXT = {"last": "last epoch (the headline number)",
 SHOT_RULE_TEXT = {"shots-100-20": "Many > 100, Medium 20-100, Few < 20 training images",
                   "shots-cmo-imagenet": "Many > 100, Medium 21-100, Few <= 20 training images",
                   "shots-oltr": "Many >= 100, Medium 21-99, Few <= 20 training images"}
-PAPER_FILES = {"table1": "table1_cifar_lt.csv", "table2": "table2_imagenet_lt.csv",
+PAPER_FILES = {"table1": "table1_cifar_lt.csv", "table1-extended": "table1_extended.csv",
+               "table2": "table2_imagenet_lt.csv",
                "ablations": "ablations.csv"}
 TABLE1_SETTINGS = [("cifar100", 100.0), ("cifar100", 50.0), ("cifar100", 10.0),
                    ("cifar10", 100.0), ("cifar10", 50.0), ("cifar10", 10.0)]
@@ -538,15 +539,21 @@ def build_table(df: pd.DataFrame, grid: Grid, select: str = "last", name: str | 
     layout = grid.table or "grid"
     name = name or grid.name
     paper_t1 = paper_t2 = ablations = None
-    if layout == "table1":
+    if layout in ("table1", "table1-extended"):
         columns = [Column(f"{d}_r{fmt_ratio(r)}", setting_label(d, r), d, r, None, "top1")
                    for d, r in TABLE1_SETTINGS]
         paper_t1 = load_paper("table1", warn)
+        if layout == "table1-extended":  # SMCL's rows, then BCL / ConCutMix from their own sources
+            extra = load_paper("table1-extended", warn)
+            if paper_t1 is not None and extra is not None:
+                paper_t1 = pd.concat([paper_t1, extra], ignore_index=True)
         frame = select_runs(df, grid, methods=sorted(set(df["method"])) if not df.empty else [],
                             settings=[(d, r, None) for d, r in TABLE1_SETTINGS], warn=warn,
                             expected_ids=expected_ids)
         rows = _paper_rows(paper_t1, grid, frame)
         title = "SMCL Table 1: top-1 accuracy (%) on CIFAR-10/100-LT"
+        if layout == "table1-extended":
+            title = "Extended Table 1 (SMCL's rows + BCL, ConCutMix): top-1 accuracy (%) on CIFAR-10/100-LT"
     elif layout == "table2":
         d, r, h = grid.settings()[0]
         columns = [Column(m if m != "top1" else "all", METRIC_LABELS[m], d, r, h, m) for m in METRICS]
@@ -663,7 +670,7 @@ def _protocol_notes(t: TableResult, row_of: dict[Any, str]) -> None:
 
 def _attach_paper(cell: Cell, row: Row, col: Column, layout: str, t1, t2, abl) -> None:
     text = None
-    if layout == "table1" and t1 is not None:
+    if layout in ("table1", "table1-extended") and t1 is not None:
         text = _lookup(t1, row.label, f"{col.dataset}_r{fmt_ratio(col.ratio)}")
     elif layout == "table2" and t2 is not None:
         text = _lookup(t2, row.label, col.metric if col.metric != "top1" else "all")
@@ -725,6 +732,10 @@ def _caption(t: TableResult, grid: Grid, frame: pd.DataFrame) -> str:
         reported = " Rows marked reported are cited numbers that ltbench does not run." if any(
             r.method is None for r in t.rows) else ""
         parts.append(f"paper = the number the SMCL paper reports ({where}); Δ = ours − paper.{reported}")
+        if t.layout == "table1-extended":
+            parts.append("BCL and ConCutMix rows: not from SMCL's paper but results/paper/table1_extended.csv; "
+                         "ConCutMix's are its README's best test epoch of one run (an oracle selection), BCL's "
+                         "a third-party listing not checked against the BCL paper.")
     if t.vary_keys:
         parts.append("Varied: " + ", ".join(t.vary_keys) + ".")
     return " ".join(parts)

@@ -75,6 +75,7 @@ class RuntimeOptions:
     split_dir: Path | None = None  # file-backed data sets' split lists (None: the data set's default place)
     workers: int | None = None  # DataLoader decode workers per process for file-backed data (None: auto)
     image_cache: Path | None = None  # folder of pre-resized uint8 copies (`ltbench data cache`); None: decode
+    tracker: str | None = None  # "tensorboard": metrics rows also as TensorBoard scalars (ltbench.tracking)
 
 
 class RunDiverged(LtbenchError):
@@ -281,7 +282,7 @@ class Trainer(TrainerServices):
 
     @torch.inference_mode()
     def predict(self, source=None, keep_logits: bool = False) -> torch.Tensor:
-        """Top-1 predictions; with keep_logits, `self.last_logits[source]` also holds the float16 logits
+        """Top-1 predictions; with keep_logits, `self.last_logits[id(source)]` also holds the float16 logits
         (argmax is taken before the cast, so predictions are the same either way)."""
         source = self.test if source is None else source
         self.model.eval()
@@ -568,8 +569,13 @@ def _loop(tr: Trainer, run_dir: Path, runtime: RuntimeOptions) -> dict[str, Any]
         atomic_write_json(run_dir / "env.json", {**environment(tr.device, runtime, tr), "world_size": tr.dist.world})
     steps = math.ceil(len(tr.train) / spec.train.batch_size)
     progress = _Progress(runtime.progress and main, spec, start, steps)
+    from contextlib import closing
+
+    from ltbench.tracking import NullTracker, make_tracker
+
+    tracker = make_tracker(runtime.tracker, run_dir) if main else NullTracker()
     summary = None
-    with progress:
+    with progress, closing(tracker):
         for epoch in range(start, spec.train.epochs):
             if runtime.stop_after_epochs is not None and epoch - start >= runtime.stop_after_epochs:
                 return {}
@@ -591,6 +597,7 @@ def _loop(tr: Trainer, run_dir: Path, runtime: RuntimeOptions) -> dict[str, Any]
             state = tr.state(epoch + 1, best, elapsed)  # every rank: gathers the per-rank random streams
             if main:
                 append_jsonl(run_dir / "metrics.jsonl", row)
+                tracker.log(row)
                 save_checkpoint(run_dir / "last.pt", state)
             progress.epoch_done(epoch, row.get("top1"))
     if summary is None:  # killed after the last checkpoint but before final.json: evaluate that state

@@ -20,6 +20,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
+STEPS = ("doctor", "pytest", "bench", "train")
 BENCH_METHODS = ("erm", "scl", "smcl")
 TRAIN_METHODS = ("erm", "drw", "drw+smcl")
 FASHION_ENV = "LTBENCH_FASHION_MNIST_DIR"
@@ -104,12 +105,20 @@ def step_pytest(py, a, budget, steps, outdir: Path) -> dict:
                                                       "tests/test_doctor.py"]
     cmd = [py, "-m", "pytest", *files, "-q", "-rfEsx", "-p", "no:cacheprovider"]
     rec = run_step("pytest", cmd, budget, 30, 300, steps)
-    text = rec.get("stdout", "") + rec.get("stderr", "")
-    (outdir / "pytest.log").write_text(text[-LOG_LIMIT:])
-    counts = {kind: int(n) for n, kind in re.findall(r"(\d+) (passed|failed|skipped|errors?|xfailed|xpassed)",
-                                                     text.strip().splitlines()[-1] if text.strip() else "")}
-    rec["counts"] = counts
-    return counts
+    if rec["status"] != "skipped":
+        text = rec.get("stdout", "") + rec.get("stderr", "")
+        (outdir / "pytest.log").write_text(text[-LOG_LIMIT:])
+    rec["counts"] = pytest_counts(rec.get("stdout", ""))
+    return rec["counts"]
+
+
+def pytest_counts(stdout: str) -> dict[str, int]:
+    """The counts of pytest's final line ("3 passed, 26 skipped in 4.2s"); empty when there is none."""
+    for line in reversed(stdout.strip().splitlines()):
+        found = re.findall(r"(\d+) (passed|failed|skipped|errors?|xfailed|xpassed|deselected)", line)
+        if found and re.search(r" in [\d.]+s", line):
+            return {kind: int(n) for n, kind in found}
+    return {}
 
 
 def step_bench(py, a, budget, steps, outdir: Path, contrib: bool) -> dict:
@@ -133,7 +142,8 @@ def step_bench(py, a, budget, steps, outdir: Path, contrib: bool) -> dict:
                                                           "pipeline_speedup", "saliency_ms")}
             figures[method]["medians_ms"] = result.get("medians_ms")
         if method == "smcl" and not contrib:
-            rec["note"] = "OpenCV contrib missing: saliency=spectral-residual (not SMCL's fine-grained operator)"
+            fallback = "OpenCV contrib missing: saliency=spectral-residual (not SMCL's fine-grained operator)"
+            rec["note"] = "; ".join(filter(None, [rec.get("note"), fallback]))
     return figures
 
 
@@ -164,7 +174,8 @@ def step_train(py, a, budget, steps, outdir: Path, doctor, contrib: bool) -> dic
         steps.append({"step": "fashion-mnist runs", "status": "skipped", "seconds": 0.0, "note": why})
         (outdir / "train.json").write_text(json.dumps(out, indent=1))
         return out
-    for i, method in enumerate(TRAIN_METHODS):
+    methods = a.train_methods
+    for i, method in enumerate(methods):
         results = a.work / f"fm-{method.replace('+', '_')}"
         cmd = [py, "-m", "ltbench", "run", "--method", method, "--dataset", "fashion-mnist", "--seed", "0",
                "--preset", "paper", "--device", a.device, "--data-dir", folder, "--results-dir", str(results), "-q"]
@@ -172,7 +183,7 @@ def step_train(py, a, budget, steps, outdir: Path, doctor, contrib: bool) -> dic
                  "--set", "batch_size=64"] if a.reduced else ["--ratio", "100"])
         if method == "drw+smcl" and not contrib:
             cmd += ["--set", "saliency=spectral-residual"]
-        share = budget.left() / (len(TRAIN_METHODS) - i)  # what is left, shared by the runs still to come
+        share = budget.left() / (len(methods) - i)  # what is left, shared by the runs still to come
         rec = run_step(f"fashion-mnist {method}", cmd, budget, 30, share, steps)
         final = _final(results)
         entry = {"status": rec["status"], "wall_s": rec.get("seconds"), "epochs_done": _epochs_done(results),
@@ -223,7 +234,7 @@ def markdown(summary: dict) -> str:
     train = summary.get("train") or {}
     if train.get("runs"):
         lines += ["", f"## Fashion-MNIST-LT ({train.get('data_note')})", "",
-                  "| method | status | epochs | top1 | many | medium | few | wall s |", "|---|---|---|---|---|---|---|---|"]
+                  "| method | status | epochs | top1 | many | medium | few | wall s |", "|---" * 8 + "|"]
         for meth, r in train["runs"].items():
             lines.append(f"| {meth} | {r['status']} | {r.get('epochs_done')} | {_fmt(r.get('top1'), 4)} | "
                          f"{_fmt(r.get('many'), 4)} | {_fmt(r.get('medium'), 4)} | {_fmt(r.get('few'), 4)} | "
@@ -245,9 +256,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cuda", help="cuda (default) or cpu (the plumbing check)")
     p.add_argument("--budget", type=float, default=480.0, help="total seconds for every step (default 480)")
     p.add_argument("--reduced", action="store_true", help="tiny settings everywhere (a smoke test of the script)")
+    p.add_argument("--skip", default="", help="comma-separated steps not to run: doctor, pytest, bench, train")
+    p.add_argument("--train-methods", default=",".join(TRAIN_METHODS), help="Fashion-MNIST-LT runs (comma list)")
     p.add_argument("--install", default="importable", help=argparse.SUPPRESS)
     p.add_argument("--work", type=Path, default=None, help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    skip = {s.strip() for s in a.skip.split(",") if s.strip()}
+    if skip - set(STEPS):
+        p.error(f"--skip: unknown step(s) {', '.join(sorted(skip - set(STEPS)))}; choose from {', '.join(STEPS)}")
+    a.train_methods = tuple(m.strip() for m in a.train_methods.split(",") if m.strip())
     outdir = a.outdir
     outdir.mkdir(parents=True, exist_ok=True)
     if a.work is None:
@@ -259,16 +276,21 @@ def main(argv: list[str] | None = None) -> int:
     py, budget, steps = sys.executable, Budget(a.budget), []
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
-    doctor = step_doctor(py, a, budget, steps, outdir)
+    def skipped(name: str) -> None:
+        steps.append({"step": name, "status": "skipped", "seconds": 0.0, "note": "--skip"})
+
+    doctor = None if "doctor" in skip else step_doctor(py, a, budget, steps, outdir)
+    if "doctor" in skip:
+        skipped("doctor")
     checks = {c["name"]: c for c in (doctor or {}).get("checks", [])}
     contrib = checks.get(CONTRIB, {}).get("status") == "ok" if doctor else _probe_contrib(py)
-    pytest_counts = step_pytest(py, a, budget, steps, outdir)
-    bench = step_bench(py, a, budget, steps, outdir, contrib)
-    train = step_train(py, a, budget, steps, outdir, doctor, contrib)
+    counts = skipped("pytest") if "pytest" in skip else step_pytest(py, a, budget, steps, outdir)
+    bench = skipped("bench") if "bench" in skip else step_bench(py, a, budget, steps, outdir, contrib)
+    train = skipped("train") if "train" in skip else step_train(py, a, budget, steps, outdir, doctor, contrib)
 
     summary = {"started": started, "mode": "reduced" if a.reduced else "full", "device": a.device,
                "budget_s": a.budget, "total_s": round(time.monotonic() - budget.t0, 1), "install": a.install,
-               "machine": _machine(doctor), "opencv_contrib": contrib, "doctor": doctor, "pytest": pytest_counts,
+               "machine": _machine(doctor), "opencv_contrib": contrib, "doctor": doctor, "pytest": counts,
                "bench": bench, "train": train, "steps": [_public(s) for s in steps]}
     (outdir / "summary.json").write_text(json.dumps(summary, indent=1))
     (outdir / "summary.md").write_text(markdown(summary))

@@ -57,7 +57,8 @@ def pattern_images(n: int, size: tuple[int, int], seed: int, channels: int = 3) 
 class FakeServices(TrainerServices):
     """Just enough of the trainer for one step, deterministic, with a model whose outputs depend on the input."""
 
-    def __init__(self, num_classes: int = 4, image: tuple[int, int] = (8, 8), epochs: int = 10, seed: int = 0):
+    def __init__(self, num_classes: int = 4, image: tuple[int, int] = (8, 8), epochs: int = 10, seed: int = 0,
+                 model: torch.nn.Module | None = None):
         self.num_classes = num_classes
         self.class_counts = COUNTS[:num_classes]
         self.epochs = epochs
@@ -66,7 +67,7 @@ class FakeServices(TrainerServices):
         self.rng = np.random.default_rng(seed)
         self.image_size = image
         self.mean, self.std = (0.5, 0.4, 0.3), (0.25, 0.2, 0.3)
-        self.model = TinyNet(3, num_classes)
+        self.model = model if model is not None else TinyNet(3, num_classes)  # any (logits, features) model
         # the pool the class samplers draw from: 3 images per class
         self.pool_labels = torch.arange(num_classes).repeat_interleave(3)
         self.pool_images = pattern_images(len(self.pool_labels), image, seed=99)

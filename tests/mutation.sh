@@ -21,4 +21,7 @@ cp -r "$ROOT/tests" "$WORK/tests"
 cp "$ROOT/pyproject.toml" "$WORK/"
 find "$WORK" -name __pycache__ -prune -exec rm -rf {} +
 cd "$WORK"
+# one thread: mutmut forks its workers from a process that has run torch, and a forked OpenMP pool can
+# spin until mutmut's CPU-time limit ends it (a spurious "timeout")
+export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
 exec "$BIN/mutmut" run --max-children "${MUTMUT_CHILDREN:-2}" "$@"

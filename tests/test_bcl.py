@@ -185,3 +185,35 @@ def test_bcl_one_epoch_on_fashion_mnist(tmp_path):
     empty_tail = build_spec("bcl", "fashion-mnist", 100, 0, "quick", {"epochs": 1, "max_per_class": 50})
     with pytest.raises(LtbenchError):  # a class without training images has no log prior
         train(empty_tail, _runtime(tmp_path))
+
+
+# ----- the classification view: AutoAugment's CIFAR-10 policy, batched ---------------------------------
+
+def test_autoaugment_policy_is_torchvisions_cifar10_policy():
+    from torchvision.transforms import AutoAugment, AutoAugmentPolicy
+
+    from ltbench.autoaugment import CIFAR10_POLICY, op_value
+
+    reference = AutoAugment(AutoAugmentPolicy.CIFAR10)._get_policies(AutoAugmentPolicy.CIFAR10)
+    assert len(CIFAR10_POLICY) == len(reference) == 25
+    for ours, theirs in zip(CIFAR10_POLICY, reference, strict=True):
+        for (op, p, level), (op2, p2, level2) in zip(ours, theirs, strict=True):
+            assert (op, p) == (op2, p2)
+            assert level2 is None or level == level2
+    # magnitude ranges of the PIL implementation (10 levels)
+    assert [op_value("Posterize", m) for m in range(10)] == [8, 8, 7, 7, 6, 6, 5, 5, 4, 4]
+    assert op_value("Solarize", 0) == 256 and op_value("Solarize", 9) == 0
+    assert op_value("ShearX", 9) == pytest.approx(0.3) and op_value("Rotate", 9) == pytest.approx(30.0)
+    assert op_value("TranslateY", 9) == pytest.approx(150 / 331) and op_value("Color", 9) == pytest.approx(0.9)
+
+
+def test_autoaugment_is_per_sample_reproducible_and_in_range():
+    from ltbench.autoaugment import cifar10_policy
+
+    x = torch.rand(1, 3, 16, 16).expand(64, 3, 16, 16).contiguous()  # one image, 64 times
+    a = cifar10_policy(x, torch.Generator().manual_seed(0))
+    b = cifar10_policy(x, torch.Generator().manual_seed(0))
+    assert torch.equal(a, b) and a.shape == x.shape and float(a.min()) >= 0 and float(a.max()) <= 1
+    distinct = {tuple(v.flatten()[:32].tolist()) for v in a}
+    assert len(distinct) > 8  # per-sample sub-policies: copies of one image come out differently
+    assert cifar10_policy(torch.rand(4, 1, 12, 12), torch.Generator().manual_seed(0)).shape == (4, 1, 12, 12)

@@ -45,7 +45,10 @@ def test_epoch_fractions_scale_with_the_resolved_epochs():
 
 
 def test_steps_budget_leaves_a_reference_batch_method_alone_and_takes_another_reference():
-    assert build_spec("erm", "shapes", 100, 0, "cpu", {**CPU, "budget": "steps"}).train.epochs == 60
+    erm = build_spec("erm", "shapes", 100, 0, "cpu", CPU)
+    erm_steps = build_spec("erm", "shapes", 100, 0, "cpu", {**CPU, "budget": "steps"})
+    assert erm_steps.train.epochs == 60 and erm_steps.run_id == erm.run_id  # the reference: same run
+    assert build_spec("erm", "shapes", 100, 0, "cpu", {**CPU, "budget": "samples"}).run_id == erm.run_id
     ref64 = build_spec("erm", "shapes", 100, 0, "cpu", {**CPU, "budget": "steps", "budget_ref_batch": 64})
     n = sum(longtail_counts(10, 500, 100))
     assert ref64.train.epochs == round(60 * math.ceil(n / 64) / math.ceil(n / 128))

@@ -194,3 +194,22 @@ def test_concutmix_one_epoch_on_fashion_mnist(tmp_path):
                                                                      "l_d_warm": 0})
     final = train(spec, _runtime(tmp_path))
     assert 0.0 <= final["top1"] <= 100.0
+
+
+def test_extended_table1_keeps_smcls_rows_and_adds_bcl_and_concutmix(tmp_path):
+    from pathlib import Path
+
+    from ltbench.grid import load_grid
+    from ltbench.report import build_table, collect
+
+    root = Path(__file__).resolve().parents[1]
+    frame = collect(tmp_path, warn=lambda _msg: None)
+    smcl = build_table(frame, load_grid(root / "experiments/table1.yaml"), warn=lambda _msg: None)
+    ext = build_table(frame, load_grid(root / "experiments/table1-extended.yaml"), warn=lambda _msg: None)
+    smcl_rows = [r.label for r in smcl.rows]
+    ext_rows = [r.label for r in ext.rows]
+    assert ext_rows[:len(smcl_rows)] == smcl_rows and ext_rows[len(smcl_rows):] == ["BCL", "ConCutMix"]
+    assert "BCL" not in smcl_rows and "ConCutMix" not in smcl_rows
+    assert ext.cells[("ConCutMix", "cifar10_r100")].paper == 86.07
+    assert ext.cells[("BCL", "cifar100_r100")].paper == 51.9
+    assert "best test epoch" in ext.caption

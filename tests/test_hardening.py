@@ -254,9 +254,15 @@ def test_a_foreign_record_in_a_started_run_is_warned_about_and_the_run_trained(t
     assert result.exit_code == 0, result.output
     assert f"warning: {run_dir / 'final.json'} is damaged: its spec hash cef9eacab925" in result.output
     assert json.loads((run_dir / "final.json").read_text())["spec_hash"] == run_dir.name[-12:]
-    monkeypatch.setattr(os, "access", lambda *a, **k: False)  # a read-only results folder
+    def read_only(path):
+        from ltbench.errors import LtbenchError
+
+        raise LtbenchError(f"results dir {path} is not writable")
+
+    monkeypatch.setattr("ltbench.cli._check_writable", read_only)  # a read-only results folder
     again = _run(tmp_path / "runs")
-    assert again.exit_code == 0 and "run directory:" in again.output and "warning" not in again.output
+    assert again.exit_code == 0, again.output
+    assert "run directory:" in again.output and "warning" not in again.output
 
 
 # ----- smaller things -------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ METHODS = [entry.name for entry in list_methods()]
 
 def test_expected_methods_are_registered():
     assert set(METHODS) >= {"erm", "drw", "ldam-drw", "cb-focal", "balanced-softmax", "mixup", "cutmix", "cmo",
-                            "drw+mixup", "drw+cutmix", "drw+cmo", "scl", "scl+drw", "smcl", "drw+smcl"}
+                            "drw+mixup", "drw+cutmix", "drw+cmo", "scl", "scl+drw", "smcl", "drw+smcl",
+                            "bcl", "concutmix"}
     assert all(entry.description for entry in list_methods())
 
 

@@ -11,13 +11,12 @@ import dataclasses
 import math
 import typing
 
-import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ltbench.bounds import field_bounds
-from ltbench.config import RunSpec, TrainSettings, build_spec, parse_set_pairs
+from ltbench.config import SPEC_KEYS, RunSpec, TrainSettings, build_spec, parse_set_pairs
 from ltbench.errors import LtbenchError
 from ltbench.registry import get_method
 
@@ -32,7 +31,8 @@ def _bounded_fields(method: str) -> dict[str, tuple[object, object]]:
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             b = field_bounds(f)
-            if b is not None and f.name != "class_order":
+            settable = cls is not RunSpec or f.name in SPEC_KEYS  # `seed` is an argument, not a --set key
+            if b is not None and settable:
                 out[f.name] = (b, hints[f.name])
     return out
 
@@ -100,6 +100,18 @@ def test_any_set_value_is_accepted_in_range_or_refused_in_one_line(case):
     assert all(_inside(bounds, v) for v in got_list if v is not None)
 
 
+@SETTINGS
+@given(st.one_of(st.integers(-2**70, 2**70), st.sampled_from([-1, 0, 2**32 - 1, 2**32, 2**64])))
+def test_any_seed_is_accepted_in_0_to_2_32_or_refused_in_one_line(seed):
+    try:
+        spec = build_spec("erm", "shapes", 10, seed, "paper", {})
+    except LtbenchError as exc:
+        assert not 0 <= seed <= 2**32 - 1
+        assert str(exc) == f"seed must be >= 0 and <= 4294967295, got {seed}"
+        return
+    assert 0 <= seed <= 2**32 - 1 and spec.seed == seed
+
+
 YAML_SCALARS = st.one_of(st.integers(-3, 300), st.floats(allow_nan=True, allow_infinity=True),
                          st.sampled_from(["x", "", None, True, "erm", "1e-4"]))
 GRID_KEYS = ["methods", "datasets", "ratios", "seeds", "preset", "overrides", "vary", "max_per_class"]
@@ -152,8 +164,16 @@ def test_any_experiment_file_expands_or_is_refused_in_one_line(tmp_path_factory,
         assert r.spec.train.epochs >= 1 and 0 <= r.spec.train.warmup_epochs < r.spec.train.epochs
 
 
-@pytest.mark.parametrize("method", METHODS)
-def test_every_default_spec_passes_its_own_ranges(method):
-    """The checker is not stricter than the shipped recipes: paper, quick and cpu presets all build."""
-    for preset in ("paper", "quick", "cpu"):
-        build_spec(method, "shapes", 10, 0, preset, {"max_per_class": 60})
+def test_every_default_spec_passes_its_own_ranges():
+    """The checker is not stricter than the shipped recipes: every registered method builds under the
+    paper, quick and cpu presets, and every shipped experiment file expands."""
+    from pathlib import Path
+
+    from ltbench.grid import expand, load_grid
+    from ltbench.registry import list_methods
+
+    for entry in list_methods():
+        for preset in ("paper", "quick", "cpu"):
+            build_spec(entry.name, "shapes", 10, 0, preset, {"max_per_class": 60})
+    for path in sorted((Path(__file__).parent.parent / "experiments").glob("*.yaml")):
+        assert expand(load_grid(path)), path

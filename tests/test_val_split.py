@@ -77,3 +77,27 @@ def test_a_val_run_selects_on_val_and_reports_on_the_other_half(tmp_path, tiny):
     assert np.array_equal(val.labels, full.test_labels.numpy()[v_idx])
     # the reported top-1 is the test half's, recomputed from the saved logits
     assert 100.0 * float((test.logits.argmax(1) == test.labels).mean()) == pytest.approx(final["top1"], abs=0.5)
+
+
+def test_table_select_val_reports_the_val_selected_epoch(tmp_path, tiny):
+    from typer.testing import CliRunner
+
+    from ltbench.cli import app
+
+    grid = tmp_path / "val.yaml"
+    grid.write_text("methods: [erm]\ndatasets: [shapes]\nratios: [10]\nseeds: [0]\npreset: paper\n"
+                    "max_per_class: 60\noverrides: {backbone: resnet8, batch_size: 64, epochs: 2, "
+                    "val_select: true}\n")
+    runs = tmp_path / "runs"
+    res = CliRunner().invoke(app, ["sweep", str(grid), "--results-dir", str(runs), "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    final = json.loads(next(runs.rglob("final.json")).read_text())
+    res = CliRunner().invoke(app, ["table", str(grid), "--results-dir", str(runs), "--out", str(tmp_path / "o"),
+                                   "--select", "val", "-f", "csv", "-f", "md"])
+    assert res.exit_code == 0, res.output
+    import pandas as pd
+
+    csv = pd.read_csv(tmp_path / "o" / "val.csv")
+    top1 = csv[csv["metric"] == "top1"]["mean"].iloc[0]
+    assert top1 == pytest.approx(final["val_selected"]["top1"], abs=1e-4)
+    assert "best validation top-1" in (tmp_path / "o" / "val.md").read_text().replace("\n", " ")
