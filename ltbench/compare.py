@@ -162,7 +162,13 @@ def decomposition(frame: pd.DataFrame, arms: list[tuple[Arm, Arm]], metrics: lis
     def add(subject: str, setting: str, metric: str, values: dict) -> None:
         if len(values) < 2:
             return
-        comp = stats.decompose(values)
+        try:
+            comp = stats.decompose(values)
+        except LtbenchError as exc:  # one unbalanced subject: say so in its row, decompose the others
+            records.append({"subject": subject, "setting": setting, "metric": metric,
+                            "component": f"not decomposed: {exc}", "levels": "", "n": len(values),
+                            "variance": float("nan"), "sd": float("nan"), "share": None})
+            return
         for name, var in comp.variances.items():
             records.append({"subject": subject, "setting": setting, "metric": metric, "component": name,
                             "levels": ", ".join(f"{k} {n}" for k, n in comp.levels.items()), "n": comp.n,

@@ -205,14 +205,18 @@ def _paper_panel(ax, data: pd.DataFrame, xs: list[str]) -> None:
 # ----- per class ---------------------------------------------------------------------------------
 
 def per_class_stats(frame: pd.DataFrame) -> pd.DataFrame:
-    """Per (setting, method, class): mean accuracy, 95 % t half-width and n over seeds, training count, name."""
+    """Per (setting, method, class): mean accuracy, 95 % t half-width and n over seeds, training count, name.
+
+    Runs of several class orders are kept apart ("<setting> · class order k"): a class is head in one order
+    and tail in another, so averaging it over orders would mix its shot groups."""
     records = []
+    frame = _with_order_panels(frame)
     for _, run in frame.iterrows():
         accs, counts = run.get("per_class_acc"), run.get("train_class_counts")
         if not isinstance(accs, (list, tuple)) or not isinstance(counts, (list, tuple)) or len(accs) != len(counts):
             continue
         for cls, (acc, n) in enumerate(zip(accs, counts, strict=True)):
-            records.append({"setting": run["setting"], "dataset": run["dataset"], "method": run["method"],
+            records.append({"setting": run["panel"], "dataset": run["dataset"], "method": run["method"],
                             "seed": run["seed"], "class": cls, "train_count": n, "acc": acc})
     cols = ["setting", "method", "class", "name", "train_count", "acc", "half95", "n"]
     if not records:
@@ -227,6 +231,16 @@ def per_class_stats(frame: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
+def _with_order_panels(frame: pd.DataFrame) -> pd.DataFrame:
+    col = "protocol.class_order"
+    orders = frame[col] if col in frame else pd.Series(0, index=frame.index)
+    orders = orders.fillna(0).astype(int)
+    several = orders.groupby(frame["setting"]).transform("nunique") > 1
+    panel = [f"{s} · class order {o}" if many else s
+             for s, o, many in zip(frame["setting"], orders, several, strict=True)]
+    return frame.assign(panel=panel)
+
+
 def plot_per_class(frame: pd.DataFrame, out: Path, title: str = "") -> tuple[list[Path], pd.DataFrame]:
     """Per-class test accuracy, one panel per setting: classes ordered by training images (most first), named
     where the data set has names, each method's mean with its 95 % interval and the seeds as dots; no lines
@@ -236,8 +250,9 @@ def plot_per_class(frame: pd.DataFrame, out: Path, title: str = "") -> tuple[lis
     from ltbench.report import PAPER_NAMES
 
     data = per_class_stats(frame)
-    order = frame.drop_duplicates("setting").sort_values(["dataset", "ratio"], ascending=[True, False])
-    settings = [s for s in order["setting"] if s in set(data["setting"])] or ["(no runs)"]
+    order = _with_order_panels(frame).drop_duplicates("panel").sort_values(["dataset", "ratio", "panel"],
+                                                                           ascending=[True, False, True])
+    settings = [s for s in order["panel"] if s in set(data["setting"])] or ["(no runs)"]
     fig, axes = _figure((max(7.0, 6.5 * len(settings)), 4.6), len(settings))
     known = list(PAPER_NAMES)
     for ax, setting in zip(axes, settings, strict=True):

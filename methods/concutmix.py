@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from ltbench.methods.bcl import BCL, BCL_IMAGENET, BCL_TRAIN, BCL_TRAIN_IMAGENET, BCLHparams
 
 from ltbench.augment import cutmix_box
@@ -100,7 +99,7 @@ class ConCutMix(BCL):
         (z, g), (_, f1), (_, f2) = self.sv.forward([mixed, xs1, xs2])
         centres = self.class_centres()
         num_classes = self.sv.num_classes
-        area = lam * F.one_hot(y, num_classes).float() + (1.0 - lam) * F.one_hot(y_fg, num_classes).float()
+        area = lam * _one_hot(y, num_classes) + (1.0 - lam) * _one_hot(y_fg, num_classes)
         target = area
         if self.epoch >= hp.l_d_warm:
             target = rectified_labels(area, g.detach(), centres.detach(), self.counts, self.topk, self.omega)
@@ -108,3 +107,8 @@ class ConCutMix(BCL):
         sc = self.bcl(f1, f2, y, centres)
         return StepOutput(hp.w_ce * ce + hp.w_bcl * sc,
                           {"ce": ce.detach(), "bcl": sc.detach(), "mixed": torch.ones_like(ce.detach())})
+
+
+def _one_hot(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """float one-hot by scatter (F.one_hot may check the label range against the host)."""
+    return torch.zeros(labels.shape[0], num_classes, device=labels.device).scatter_(1, labels.view(-1, 1), 1.0)

@@ -89,8 +89,8 @@ def _public(rec: dict) -> dict:
 def step_doctor(py, a, budget, steps, outdir: Path) -> dict | None:
     cmd = [py, "-m", "ltbench", "doctor", "--device", a.device, "--json", "--results-dir", str(a.work / "runs")]
     if not a.reduced:
-        cmd += ["--compile", "--compile-timeout", "90"]
-    rec = run_step("doctor", cmd, budget, 5, 150, steps)
+        cmd += ["--compile", "--compile-timeout", "60"]
+    rec = run_step("doctor", cmd, budget, 5, 120, steps)
     report = _json_or_none(rec.get("stdout", ""))
     if report is not None:
         (outdir / "doctor.json").write_text(json.dumps(report, indent=1))
@@ -104,7 +104,7 @@ def step_pytest(py, a, budget, steps, outdir: Path) -> dict:
     files = ["tests/test_cuda.py"] if a.reduced else ["tests/test_cuda.py", "tests/test_host_sync.py",
                                                       "tests/test_doctor.py"]
     cmd = [py, "-m", "pytest", *files, "-q", "-rfEsx", "-p", "no:cacheprovider"]
-    rec = run_step("pytest", cmd, budget, 30, 300, steps)
+    rec = run_step("pytest", cmd, budget, 30, 210, steps)
     if rec["status"] != "skipped":
         text = rec.get("stdout", "") + rec.get("stderr", "")
         (outdir / "pytest.log").write_text(text[-LOG_LIMIT:])
@@ -133,7 +133,7 @@ def step_bench(py, a, budget, steps, outdir: Path, contrib: bool) -> dict:
             cmd += ["--steps", "5", "--rounds", "5"]
         if method == "smcl" and not contrib:
             cmd += ["--set", "saliency=spectral-residual"]
-        rec = run_step(f"bench {method}", cmd, budget, 20, 120, steps)
+        rec = run_step(f"bench {method}", cmd, budget, 20, 90 if not a.reduced else 300, steps)
         result = _json_or_none(rec.get("stdout", ""))
         if result is not None:
             (outdir / f"bench-{method}.json").write_text(json.dumps(result, indent=1))

@@ -9,16 +9,15 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from ltbench.methods.bcl import BCL, BCLHparams
 
 from ltbench.config import build_spec
 from ltbench.errors import LtbenchError
 from ltbench.losses_balanced import balanced_contrastive_loss, log_prior, logit_adjusted
 from ltbench.method import Batch, TrainerServices
-from ltbench.methods.bcl import BCL, BCLHparams
 from ltbench.models import build_model
 from ltbench.results import read_jsonl
 from ltbench.train import RuntimeOptions, run_directory, train
-
 
 # ----- literal formulas (loops over anchors, written from the papers) ------------------------------
 
@@ -182,9 +181,9 @@ def test_bcl_one_epoch_on_fashion_mnist(tmp_path):
     spec = build_spec("bcl", "fashion-mnist", 10, 0, "quick", {"epochs": 1, "max_per_class": 50})
     final = train(spec, _runtime(tmp_path))
     assert 0.0 <= final["top1"] <= 100.0
-    empty_tail = build_spec("bcl", "fashion-mnist", 100, 0, "quick", {"epochs": 1, "max_per_class": 50})
-    with pytest.raises(LtbenchError):  # a class without training images has no log prior
-        train(empty_tail, _runtime(tmp_path))
+    with pytest.raises(LtbenchError):  # a class without training images has no log prior: a clear error
+        train(build_spec("bcl", "fashion-mnist", 100, 0, "quick", {"epochs": 1, "max_per_class": 50}),
+              _runtime(tmp_path))
 
 
 # ----- the classification view: AutoAugment's CIFAR-10 policy, batched ---------------------------------

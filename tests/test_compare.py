@@ -182,3 +182,16 @@ def test_the_compared_key_is_not_a_protocol_mismatch():
     assert protocol_mismatches(frame, a, b) == ["epochs 60 vs 30"]  # seed 1 only
     frame.loc[3, "protocol.epochs"] = 60
     assert protocol_mismatches(frame, a, b) == []  # backbone is what is compared
+
+
+def test_an_unbalanced_subject_is_named_not_fatal():
+    from ltbench.compare import decomposition
+
+    frame = _crossed_frame()
+    frame = frame.drop(frame.index[(frame["method"] == "a") & (frame["seed"] == 1)
+                                   & (frame["protocol.class_order"] == 1) & (frame["protocol.subset.data_seed"] == 1)])
+    table = decomposition(frame, [(Arm.parse("a"), Arm.parse("b"))], ["top1"])
+    a = table[table["subject"] == "a"]
+    assert len(a) == 1 and a["component"].iloc[0].startswith("not decomposed: the grid is not balanced")
+    assert set(table[table["subject"] == "b"]["component"]) == {"data seed", "class order",
+                                                                "data seed x class order", "training seed"}

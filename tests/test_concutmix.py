@@ -8,11 +8,11 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
+from ltbench.methods.concutmix import ConCutMix
 
 from ltbench.config import build_spec
 from ltbench.losses_balanced import rectified_labels, semantic_labels, soft_cross_entropy, volume_weight
 from ltbench.method import Batch
-from ltbench.methods.concutmix import ConCutMix
 from ltbench.train import train
 from tests.test_bcl import FakeServices, _runtime, check_exact_resume, literal_bal_scl, make_bcl
 

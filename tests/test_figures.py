@@ -119,3 +119,15 @@ def test_forest_plot_marks_holm_and_protocol(tmp_path, drawn):
     assert path.stat().st_size > 1000
     labels = [t.get_text() for t in drawn[0].axes[0].get_yticklabels()]
     assert labels == ["drw − erm · s · top1", "smcl − erm [protocol differs] · s · top1"]
+
+
+def test_class_orders_get_panels_of_their_own(tmp_path, drawn):
+    frame = pd.DataFrame({"setting": ["fm"] * 2, "dataset": ["fashion-mnist"] * 2, "method": ["erm"] * 2,
+                          "seed": [0, 0], "ratio": [100.0] * 2, "protocol.class_order": [0, 1],
+                          "per_class_acc": [[90.0] * 3, [50.0] * 3],
+                          "train_class_counts": [[100, 10, 1], [1, 10, 100]]})
+    _, data = figures.plot_per_class(frame, tmp_path / "orders.png")
+    assert sorted(set(data["setting"])) == ["fm · class order 0", "fm · class order 1"]
+    first = data[(data["setting"] == "fm · class order 1") & (data["class"] == 0)].iloc[0]
+    assert (first["acc"], first["train_count"]) == (50.0, 1)  # not averaged with order 0's 90 % at 100 images
+    assert [ax.get_title() for ax in drawn[0].axes] == ["fm · class order 0", "fm · class order 1"]

@@ -14,6 +14,9 @@ Documented exceptions (the reason each is unavoidable):
 
 - a class sampler's probability vector (`Trainer.draw`): copied to the device once, the first time a
   branch draws from that sampler, then cached.
+- not exercised here (resident `shapes` data): file-backed data (ImageNet-LT, `ltbench.sources.FileSource`)
+  reads the epoch order to the host once per epoch and a second batch's indices once per step
+  (`fetch`: the files are decoded on the host, so the indices must be there).
 
 Also counted: `torch.tensor` / `torch.as_tensor` of host data with a `device=` inside the step. On CUDA
 that is a blocking host->device copy (it waits for the stream); constants belong in tensors built once.

@@ -59,6 +59,8 @@ def _alternatives(annotation: typing.Any, value: typing.Any) -> list[list[typing
         origin, args = typing.get_origin(annotation), typing.get_args(annotation)
     if origin is typing.Literal:
         return [[a] for a in args if a != value]
+    if value is None:  # resolved by the method itself (e.g. from the class count)
+        return [[1, 2]] if annotation is int else [[0.5, 0.1]]
     if annotation is bool:
         return [[not value]]
     if annotation is int:

@@ -218,7 +218,7 @@ def test_imagenet_pipelines_are_per_sample_and_reproducible():
 
 # ----- training ----------------------------------------------------------------------------------
 
-RUN_FILES = {"spec.json", "env.json", "metrics.jsonl", "sessions.jsonl", "last.pt", "final.json"}
+RUN_FILES = {"spec.json", "env.json", "metrics.jsonl", "sessions.jsonl", "last.pt", "final.json", "predictions.npz"}
 
 
 def test_erm_trains_one_epoch_with_resnet50(tree, tmp_path):

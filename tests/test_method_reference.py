@@ -359,7 +359,35 @@ def test_cb_focal_sigmoid():
     method.setup_model(sv.model)
     assert torch.allclose(sv.model.classifier.bias, torch.full((4,), -math.log(3)))
     groups = method.param_groups(sv.model)
-    assert groups[1]["params"][0] is sv.model.classifier.bias and groups[1]["weight_decay"] == 0.0
+    bias = sv.model.classifier.bias
+    assert groups[1]["params"] == [bias] and groups[1]["weight_decay"] == 0.0
+    rest = groups[0]["params"]
+    assert len(rest) == len(list(sv.model.parameters())) - 1 and all(p is not bias for p in rest)
+
+
+def test_cb_focal_bias_init_only_for_the_sigmoid_variant():
+    method, sv = make("cb-focal", variant="softmax")
+    before = sv.model.classifier.bias.detach().clone()
+    method.setup_model(sv.model)
+    assert torch.equal(sv.model.classifier.bias, before)
+    entry = get_method("cb-focal")
+    sv2 = FakeServices(num_classes=2)
+    two = entry.cls(entry.cls.Hparams(), sv2)
+    two.setup_model(sv2.model)
+    assert torch.equal(sv2.model.classifier.bias, torch.zeros(2))  # -log(C - 1) = 0
+
+
+def test_cb_focal_with_drw_uses_the_drw_weights_from_its_start():
+    method, sv = make("cb-focal", drw=True, drw_weighting="inverse", drw_start_epoch=2, gamma=0.0)
+    batch = batch_for(method, sv)
+    inv = torch.tensor([1 / n for n in COUNTS], dtype=torch.float64)
+    for epoch, alpha in ((1, cb_weights(COUNTS, 0.9999)), (2, inv * len(COUNTS) / inv.sum())):
+        out, _, _ = step(method, sv, epoch, batch)
+        z, _ = logits_of(sv, batch.views)
+        y = torch.nn.functional.one_hot(batch.labels, 4).double()
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(z.double(), y, reduction="none")
+        expected = float((bce * alpha[batch.labels].unsqueeze(1)).sum() / len(batch.labels))
+        assert out.loss.item() == pytest.approx(expected, **TOL)
 
 
 def test_cb_focal_softmax_variant():

@@ -27,6 +27,14 @@ def test_window_resolution():
     assert build_spec("cmo", "cifar100", 100, overrides={"epochs": 10}).hparams["mix_start_epoch"] == 0
 
 
+@pytest.mark.parametrize("epochs", [10, 60, 90, 100, 200, 300])
+def test_window_scales_cmo_margins(epochs):
+    """CMO's start/end_data_aug = 3 at 100 epochs and more; round(3 E / 200) for shorter runs."""
+    margin = 3 if epochs >= 100 else round(3 * epochs / 200)
+    hp = build_spec("cmo", "cifar100", 100, overrides={"epochs": epochs}).hparams
+    assert (hp["mix_start_epoch"], hp["mix_end_epoch"]) == (margin + 1 if margin else 0, epochs - margin)
+
+
 def test_cmo_pastes_the_foreground_inside_one_box():
     """One box for the whole batch; inside it the foreground's pixels, outside the background's.
 

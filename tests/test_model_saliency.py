@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from ltbench.methods import smcl as smcl_module
+from ltbench.methods.smcl import SMCL, SMCLHparams
 
 from ltbench.config import build_spec
 from ltbench.losses import supcon_loss
 from ltbench.method import Batch
-from ltbench.methods import smcl as smcl_module
-from ltbench.methods.smcl import SMCL, SMCLHparams
 from ltbench.model_saliency import box_mass_share, class_activation_maps
 from ltbench.models import build_model
 from ltbench.train import train
