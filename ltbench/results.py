@@ -26,7 +26,8 @@ _HASH_OMITTED_DEFAULTS: dict[str, Any] = {"image_size": None, "val_select": Fals
                                           "budget_ref_batch": None, "budget_ref_epochs": None}
 # the same for top-level spec fields and for method hyperparameters (by name, in any method's hparams)
 _HASH_OMITTED_TOP: dict[str, Any] = {"class_order": 0}
-_HASH_OMITTED_HPARAMS: dict[str, Any] = {"box_clip": "clip", "saliency_pad": "include"}
+_HASH_OMITTED_HPARAMS: dict[str, Any] = {"box_clip": "clip", "saliency_pad": "include",
+                                          "supcon_weighting": "none"}
 
 
 def jsonable(obj: Any) -> Any:
