@@ -305,6 +305,11 @@ def doctor(
 def main() -> None:
     """The `ltbench` command. Usage errors (unknown option, missing or malformed value) get the same
     one-line `error:` form as every other user error, not Typer's multi-line box."""
+    empty = _empty_path_option(sys.argv[1:])
+    if empty:
+        err_console.print(f"[red]error:[/red] {empty} is empty: give a folder or file, or leave the option out "
+                          "for its default (see 'ltbench --help')", highlight=False, soft_wrap=True)
+        sys.exit(2)
     try:
         code = app(standalone_mode=False)
     except typer.Abort:
@@ -324,6 +329,20 @@ def main() -> None:
             err_console.print(f"[red]error:[/red] {escape(message)}{escape(hint)}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+# Path options: an empty value would parse as Path('') == Path('.') and write into the working directory.
+_PATH_OPTIONS = ("--results-dir", "--data-dir", "--split-dir", "--out", "--cache-dir", "--image-cache")
+
+
+def _empty_path_option(args: list[str]) -> str | None:
+    """The first path option given an empty value (`--results-dir ''` or `--results-dir=`), else None."""
+    for i, arg in enumerate(args):
+        name, eq, value = arg.partition("=")
+        if name in _PATH_OPTIONS and ((eq and not value.strip()) or
+                                      (not eq and i + 1 < len(args) and not args[i + 1].strip())):
+            return name
+    return None
 
 
 def _is_usage_error(exc: Exception) -> bool:

@@ -309,6 +309,9 @@ USAGE_CASES = [
     (["run"], "Missing option '--method'"),
     (["compare", "experiments/demo.yaml"], "Missing option '--a'"),
     (["nosuch"], "No such command 'nosuch'"),
+    (["run", "-m", "erm", "--results-dir", ""], "--results-dir is empty"),  # would write into the cwd
+    (["table", "experiments/demo.yaml", "--results-dir="], "--results-dir is empty"),
+    (["splits", "-d", "shapes", "-r", "10", "--out", " "], "--out is empty"),
 ]
 
 

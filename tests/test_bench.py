@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from ltbench.bench import BenchOptions, run_bench
 from ltbench.cli_bench import app
 
-TINY_BENCH = {"backbone": "resnet8", "max_per_class": 60}
+TINY_BENCH = {"backbone": "resnet8", "max_per_class": 100}  # ratio 100: the tail keeps 1 image
 RATIOS = ("overhead_ratio", "pipeline_speedup", "step_vs_erm", "predicted_step_vs_erm", "bf16_speedup",
           "channels_last_speedup", "erm_overhead_ratio", "saliency_share_default")
 

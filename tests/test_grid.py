@@ -60,14 +60,15 @@ def test_table1_contents():
 
 def test_overrides_vary_and_head_reach_the_spec(tmp_path):
     path = _write(tmp_path, "methods: [drw+smcl]\ndatasets: [shapes]\nratios: [10]\nseeds: [0, 1]\n"
-                            "preset: quick\nmax_per_class: 60\noverrides: {epochs: 2, backbone: resnet8}\n"
+                            "preset: quick\nmax_per_class: 60\noverrides: {epochs: 5, backbone: resnet8}\n"
                             "vary: {mask_locator: [random, center]}\n")
+    # 5 epochs: masking starts at epoch 4 (with 2 it never would, and the locator would be normalised away)
     runs = expand(load_grid(path))
     assert len(runs) == 4
     seeds = [r.spec.seed for r in runs]
     assert seeds == [0, 0, 1, 1]  # seed-major: the first runs cover every cell once
     for r in runs:
-        assert r.spec.train.epochs == 2 and r.spec.train.backbone == "resnet8"
+        assert r.spec.train.epochs == 5 and r.spec.train.backbone == "resnet8"
         assert r.spec.max_per_class == 60 and r.spec.preset == "quick"
         assert r.spec.hparams["mask_locator"] == r.vary["mask_locator"]
         assert r.run_id.startswith("shapes-h60-r10/drw+smcl/")

@@ -191,11 +191,15 @@ def fake_slurm(tmp_path, monkeypatch) -> Path:
 
 
 def _mark_done(run_dir: Path, spec) -> None:
-    from ltbench.results import FINAL_KEYS
+    """A well-formed finished record (load_final refuses malformed ones, which would not count as done)."""
+    from ltbench.results import FINAL_KEYS, spec_dict_hash
 
     run_dir.mkdir(parents=True)
     (run_dir / "spec.json").write_text(json.dumps(spec.to_dict()))
-    (run_dir / "final.json").write_text(json.dumps({k: 0 for k in FINAL_KEYS}))
+    final = {k: 0 for k in FINAL_KEYS}
+    final.update(group_sizes={}, shot_rule="shots-100-20", per_class_acc=[0.0] * 10,
+                 train_class_counts=[1] * 10, best_epoch=None, spec_hash=spec_dict_hash(spec.to_dict()))
+    (run_dir / "final.json").write_text(json.dumps(final))
 
 
 def test_slurm_array_submission_skips_done_runs(tmp_path, fake_slurm):
