@@ -27,7 +27,7 @@ from ltbench import fingerprint
 from ltbench.fingerprint import flatten_protocol
 from ltbench.grid import Grid, repo_dir
 from ltbench.protocol import protocol_of
-from ltbench.results import jsonable, load_final, read_json, read_jsonl, run_state, spec_dict_hash
+from ltbench.results import jsonable, load_final, read_json, read_jsonl, run_state, spec_dict_hash, spec_with_defaults
 from ltbench.stats import t975
 
 Warn = Callable[[str], None]
@@ -191,6 +191,7 @@ def read_run(run_dir: Path, results_dir: Path | None = None, include_lists: bool
     except (TypeError, ValueError):
         raise ValueError(f"{spec_path} has a bad ratio or seed") from None
     _check_hash(run_dir, spec, final)
+    spec = spec_with_defaults(spec)  # an older record ran with the later fields' defaults: say so
     head = spec.get("max_per_class")
     try:
         rel = run_dir.resolve().relative_to(Path(results_dir).resolve()).as_posix() if results_dir else None
@@ -814,14 +815,20 @@ def render_markdown(t: TableResult) -> str:
     lead = 2 + len(t.vary_keys)
     align = ("left",) * lead + ("right",) * (df.shape[1] - lead)
     body = df.to_markdown(index=False, disable_numparse=True, colalign=align)
-    out = [f"### {t.name}: {t.title}", "", body, "", t.caption]
+    out = [f"### {t.name}: {t.title}", "", body, "", t.caption, *markdown_tail(t)]
+    return "\n".join(out) + "\n"
+
+
+def markdown_tail(t: TableResult) -> list[str]:
+    """The lines under a Markdown table: its footnotes, then the grid's failed runs (every layout shares them)."""
+    out: list[str] = []
     notes = _footnotes(t)
     if notes:
         out += ["", "  ".join(notes)]
     if t.failed:
         out += ["", f"Failed runs of this grid ({len(t.failed)}; not counted in any cell):", ""]
         out += [f"- failed: `{run_id}`: {reason}" for run_id, reason in t.failed]
-    return "\n".join(out) + "\n"
+    return out
 
 
 def grid_run_ids(grid: Grid) -> list[str]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ltbench.report import DASH, TableResult, _footnotes, _kind, _ours_text, _paper_text, fmt_value
+from ltbench.report import DASH, TableResult, _kind, _ours_text, _paper_text, fmt_value, markdown_tail
 
 
 def cell_text(t: TableResult, row, col, show_cost: bool = True) -> str:
@@ -51,11 +51,5 @@ def render_compact_markdown(t: TableResult) -> str:
                           colalign=("left",) * lead + ("right",) * (df.shape[1] - lead))
     caption = (f"{t.caption} Each cell: ours = mean ± sd over seeds (n runs), Δ = ours − the paper's number "
                "(shown after 'vs').")
-    out = [f"### {t.name}: {t.title}", "", body, "", caption]
-    notes = _footnotes(t)
-    if notes:
-        out += ["", "  ".join(notes)]
-    if t.failed:
-        out += ["", f"Failed runs of this grid ({len(t.failed)}; not counted in any cell):", ""]
-        out += [f"- failed: `{run_id}`: {reason}" for run_id, reason in t.failed]
+    out = [f"### {t.name}: {t.title}", "", body, "", caption, *markdown_tail(t)]
     return "\n".join(out) + "\n"

@@ -54,6 +54,29 @@ def canonical_spec_json(spec: dict[str, Any]) -> str:
     return json.dumps({**data, "train": train}, sort_keys=True, separators=(",", ":"))
 
 
+def spec_with_defaults(spec: dict[str, Any]) -> dict[str, Any]:
+    """A spec.json with the fields added after it was written filled in at their defaults.
+
+    A spec written before `class_order`, `budget`, `box_clip`, ... existed ran with their defaults (that is
+    why those defaults stay out of the hash), so readers that compare configurations must see those values,
+    not a missing field that agrees with anything: an old class-order-0 record is not a class-order-1 run.
+    """
+    out = dict(spec)
+    for key, default in _HASH_OMITTED_TOP.items():
+        out.setdefault(key, default)
+    if isinstance(out.get("train"), dict):
+        out["train"] = {**_HASH_OMITTED_DEFAULTS, **out["train"]}
+    hparams = out.get("hparams")
+    if isinstance(hparams, dict):  # only for the methods that have the field (told by a field they all record)
+        out["hparams"] = {**{k: v for k, (marker, v) in _HPARAM_FAMILY_DEFAULTS.items() if marker in hparams},
+                          **hparams}
+    return out
+
+
+# hparams added later, with a field every method that has them records (SMCL's family: mask_locator)
+_HPARAM_FAMILY_DEFAULTS: dict[str, tuple[str, Any]] = {k: ("mask_locator", v) for k, v in _HASH_OMITTED_HPARAMS.items()}
+
+
 def _omit_defaults(values: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in values.items() if not (k in defaults and v == defaults[k])}
 

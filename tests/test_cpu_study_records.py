@@ -93,3 +93,17 @@ def test_current_code_gives_the_committed_run_ids(grid):
     committed = {p.parent.relative_to(RUNS).as_posix() for p in _committed_record_files() if p.name == "final.json"}
     expected = {r.run_id for r in expand(load_grid(ROOT / "experiments" / f"{grid}.yaml"))}
     assert expected <= committed, sorted(expected - committed)[:3]
+
+
+def test_second_round_cells_keep_class_orders_apart(tmp_path, committed_runs):
+    """First-round records predate `class_order` (their spec.json lacks it): they ran with order 0 and
+    must count only there, never in a class-order-1 cell; the second round's ERM / DRW cells hold the
+    5 training seeds of each class order (a missing field once agreed with any value and mixed them)."""
+    import csv
+
+    subprocess.run([sys.executable, "-m", "ltbench", "table", str(ROOT / "experiments" / "cpu-study2.yaml"),
+                    "--results-dir", str(committed_runs), "--out", str(tmp_path)], check=True, capture_output=True)
+    rows = list(csv.DictReader((tmp_path / "cpu-study2.csv").open()))
+    cells = {(r["method"], r["class_order"]): int(r["n"]) for r in rows if r["column"] == "All"}
+    for method in ("erm", "drw"):
+        assert cells[(method, "0")] == 5 and cells[(method, "1")] == 5, cells
