@@ -116,3 +116,14 @@ class FakeServices(TrainerServices):
         idx = classes * 3 + within
         self.drawn.append((self.pool_images[idx], self.pool_labels[idx]))
         return self.drawn[-1]
+
+
+def has_contrib_saliency() -> bool:
+    """Whether OpenCV's contrib saliency module (fine-grained saliency) is installed."""
+    try:
+        import cv2
+
+        cv2.saliency.StaticSaliencyFineGrained_create()
+        return True
+    except (ImportError, AttributeError):
+        return False

@@ -18,6 +18,7 @@ import torch
 from ltbench.config import build_spec
 from ltbench.registry import get_method, list_methods
 from ltbench.train import RuntimeOptions, Trainer, run_directory, train
+from tests.fakes import has_contrib_saliency
 
 pytestmark = pytest.mark.cuda
 
@@ -25,20 +26,10 @@ METHODS = [entry.name for entry in list_methods()]
 TINY = {"backbone": "resnet8", "max_per_class": 60, "batch_size": 64}
 
 
-def _has_contrib_saliency() -> bool:
-    try:
-        import cv2
-
-        cv2.saliency.StaticSaliencyFineGrained_create()
-        return True
-    except (ImportError, AttributeError):
-        return False
-
-
 def _overrides(method: str, **extra) -> dict:
     """TINY + extra; methods with a `saliency` setting fall back to spectral residual without OpenCV contrib."""
     out = {**TINY, **extra}
-    if "saliency" in _fields(method) and not _has_contrib_saliency():
+    if "saliency" in _fields(method) and not has_contrib_saliency():
         out.setdefault("saliency", "spectral-residual")
     return out
 
@@ -126,7 +117,7 @@ def test_saliency_on_the_device_matches_cpu():
     # cuFFT and the CPU FFT round differently; the maps agree to float32 precision
     torch.testing.assert_close(gpu.cpu(), cpu, rtol=1e-4, atol=1e-4)
     assert torch.equal(peak(cpu.cuda())[0].cpu(), peak(cpu)[0])  # the same map gives the same peak
-    if _has_contrib_saliency():  # OpenCV runs on the host: identical maps, whatever the input's device
+    if has_contrib_saliency():  # OpenCV runs on the host: identical maps, whatever the input's device
         assert torch.equal(saliency_maps(images.cuda(), "fine-grained").cpu(), saliency_maps(images, "fine-grained"))
         rows, cols = locate(images.cuda())
         assert rows.device.type == "cuda"
@@ -188,7 +179,7 @@ def test_no_hidden_syncs_on_cuda():
                         set_mode("default")
                 if step == 1:
                     found[(method, forced)] = sum("synchroniz" in str(w.message) for w in caught)
-    fine_grained = _has_contrib_saliency()
+    fine_grained = has_contrib_saliency()
     masks = {m: get_method(m).cls.Hparams().__dict__ for m in METHODS}  # class defaults (locator, operator)
     allowed = {k: (2 if k[1] and fine_grained and masks[k[0]].get("mask_locator") == "saliency"
                    and masks[k[0]].get("saliency") == "fine-grained" else 0) for k in found}

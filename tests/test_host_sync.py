@@ -36,6 +36,7 @@ from ltbench.config import build_spec
 from ltbench.data.datasets import build_bundle
 from ltbench.registry import get_method, list_methods
 from ltbench.train import RuntimeOptions, Trainer
+from tests.fakes import has_contrib_saliency
 
 EPOCHS = 2
 TINY = {"backbone": "resnet8", "max_per_class": 40, "batch_size": 32, "epochs": EPOCHS}
@@ -49,16 +50,6 @@ PENDING = {("autoaugment.py", "_tables"): "policy tables rebuilt from Python lis
 PATCHED_METHODS = ("item", "tolist", "cpu", "__bool__", "__float__", "__int__", "nonzero")
 
 
-def _has_contrib_saliency() -> bool:
-    try:
-        import cv2
-
-        cv2.saliency.StaticSaliencyFineGrained_create()
-        return True
-    except (ImportError, AttributeError):
-        return False
-
-
 def _forcing_overrides(method: str) -> dict:
     """Every per-batch probability at 1 and every start epoch at 0: the step's rarer branches."""
     hp = get_method(method).cls.Hparams
@@ -68,7 +59,7 @@ def _forcing_overrides(method: str) -> dict:
             out[f.name] = 1.0
         elif f.name.endswith("_start_epoch"):
             out[f.name] = 0
-        elif f.name == "saliency" and not _has_contrib_saliency():  # plain OpenCV (GPU images): device map
+        elif f.name == "saliency" and not has_contrib_saliency():  # plain OpenCV (GPU images): device map
             out[f.name] = "spectral-residual"
     return out
 
