@@ -7,30 +7,35 @@ is given ``generator=None``, it falls back to PyTorch's default generator for th
 convenient in notebooks, but the trainer must always pass its own generator.
 
 Every random parameter is drawn **per sample** with one tensor-valued call. torchvision's random
-transforms applied to a batched tensor draw a single parameter set for the whole batch (perf-anchors
-§2.5b, §4.2), so this module has its own batched code. There are no Python loops over samples and no
+transforms applied to a batched tensor draw a single parameter set for the whole batch (as the torchvision
+transforms documentation states), so this module has its own batched code. There are no Python loops over samples and no
 host synchronisation (``.item()``, ``.tolist()``, ``nonzero``) on the hot path.
 
 dtype conventions: the pipelines take the resident uint8 training set and return float32 pixels in
 [0, 1], not normalised. The trainer normalises later with :func:`normalize`.
 
-Spec references are to ``/work/shared/spec/methods.md``:
+Sources (the recipes in one place: docs/methods.md §Augmentations and §Mixup, CutMix and CMO):
 
-* §3.1 train augmentation (RandomCrop(32, pad 4) + flip): :func:`random_crop_flip`;
-* §4.6 / §4.7 CutMix / CMO box arithmetic: :func:`cutmix_box` (per batch), :func:`box_masks` (per
-  sample, used by SMCL), :func:`paste`;
-* §5.1 CutOut: :func:`cutout`;
-* §5.2 SimAugment (SupCon CIFAR recipe, without blur): :func:`sim_augment`.
+* train augmentation RandomCrop(32, pad 4) + flip (kaidic/LDAM-DRW ``cifar_train.py``): :func:`random_crop_flip`;
+* CutMix / CMO box arithmetic (naver-ai/cmo ``cifar_train.py`` ``rand_bbox``): :func:`cutmix_box` (per
+  batch), :func:`box_masks` (per sample, used by SMCL), :func:`paste`;
+* CutOut (uoguelph-mlrg/Cutout ``util/cutout.py``; CMO ``util/autoaug.py``): :func:`cutout`;
+* SimAugment (HobbitLong/SupContrast ``main_supcon.py`` CIFAR recipe, without blur): :func:`sim_augment`.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import torch
-import torch.nn.functional as F
-from torch import Tensor
+if TYPE_CHECKING:
+    import torch
+    import torch.nn.functional as F
+    from torch import Tensor
+else:  # torch on first use: the methods that import this module are read without it (ltbench/lazy.py)
+    from ltbench.lazy import F, torch
 
 __all__ = [
     "box_masks",
@@ -55,12 +60,14 @@ __all__ = [
 _LUMA = (0.299, 0.587, 0.114)
 
 # RGB -> YIQ (NTSC) matrix, rounded to three decimals so that grey maps to I = Q = 0 exactly. The
-# inverse is computed once at import time, so a zero hue rotation gives the identity up to float
-# rounding.
+# inverse is computed once (on first use, not at import: torch loads lazily), so a zero hue rotation gives
+# the identity up to float rounding.
 _RGB2YIQ = ((0.299, 0.587, 0.114), (0.596, -0.274, -0.322), (0.211, -0.523, 0.312))
-_YIQ2RGB: tuple[tuple[float, ...], ...] = tuple(
-    tuple(row) for row in torch.linalg.inv(torch.tensor(_RGB2YIQ, dtype=torch.float64)).tolist()
-)
+
+
+@functools.cache
+def _yiq2rgb() -> tuple[tuple[float, ...], ...]:
+    return tuple(tuple(row) for row in torch.linalg.inv(torch.tensor(_RGB2YIQ, dtype=torch.float64)).tolist())
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -132,13 +139,14 @@ def normalize(x: Tensor, mean: Sequence[float] | Tensor, std: Sequence[float] | 
 def paste(base: Tensor, source: Tensor, mask: Tensor) -> Tensor:
     """``torch.where(mask, source, base)``: take ``source`` inside the (broadcast) mask, ``base`` outside.
 
-    This is the paste step of CutMix/CMO (spec §4.6, §4.7) and of SMCL's ``paste-target`` fill (§4.10.3 A).
+    This is the paste step of CutMix/CMO (naver-ai/cmo ``cifar_train.py``) and of SMCL's ``paste-target``
+    fill (docs/methods.md §SMCL, row A).
     """
     return torch.where(mask, source, base)
 
 
 # ----------------------------------------------------------------------------------------------------
-# RandomCrop(size = H x W, padding) + RandomHorizontalFlip  (spec §3.1)
+# RandomCrop(size = H x W, padding) + RandomHorizontalFlip  (kaidic/LDAM-DRW cifar_train.py)
 # ----------------------------------------------------------------------------------------------------
 
 
@@ -193,7 +201,7 @@ def random_crop_flip(
     generator: torch.Generator | None = None,
     flip: bool = True,
 ) -> Tensor:
-    """Per-sample ``RandomCrop(H x W, padding)`` + ``RandomHorizontalFlip(0.5)`` + ``ToTensor`` (spec §3.1).
+    """Per-sample ``RandomCrop(H x W, padding)`` + ``RandomHorizontalFlip(0.5)`` + ``ToTensor`` (LDAM-DRW).
 
     Args:
         x_uint8: uint8 batch ``[N, C, H, W]``. Float input in [0, 1] is also accepted.
@@ -212,7 +220,7 @@ def random_crop_flip(
 
 
 # ----------------------------------------------------------------------------------------------------
-# CutOut (spec §5.1)
+# CutOut (DeVries & Taylor, arXiv 1708.04552; uoguelph-mlrg/Cutout util/cutout.py)
 # ----------------------------------------------------------------------------------------------------
 
 
@@ -221,7 +229,7 @@ def square_mask(height: int, width: int, rows: Tensor, cols: Tensor, length: int
 
     ``rows`` and ``cols`` are int64 ``[N]`` (one hole per sample) or ``[N, K]`` (K holes, combined with
     OR). Each hole covers rows ``[max(0, r - length//2), min(H, r + length//2))``, and the same for
-    columns. This is CutOut's clipping arithmetic (spec §5.1), so an odd ``length`` gives a square one
+    columns. This is CutOut's clipping arithmetic (``util/cutout.py``), so an odd ``length`` gives a square one
     pixel smaller.
     """
     if rows.dim() == 1:
@@ -257,7 +265,7 @@ def cutout(
     generator: torch.Generator | None = None,
     n_holes: int = 1,
 ) -> Tensor:
-    """Per-sample CutOut (spec §5.1): set ``n_holes`` clipped squares of side ``length`` to 0.
+    """Per-sample CutOut (docs/methods.md §Augmentations): set ``n_holes`` clipped squares of side ``length`` to 0.
 
     Called on the float [0, 1] view *before* :func:`normalize`, the hole is black. This is the
     LT-lineage placement (CMO ``Cutout``) and the ``ltbench`` default. The original CutOut zeroes
@@ -271,14 +279,14 @@ def cutout(
 
 
 # ----------------------------------------------------------------------------------------------------
-# CutMix / CMO box (spec §4.6, §4.7) and SMCL's per-sample boxes (§4.10.2)
+# CutMix / CMO box (naver-ai/cmo cifar_train.py rand_bbox) and SMCL's per-sample boxes (docs/methods.md §SMCL)
 # ----------------------------------------------------------------------------------------------------
 
 
 def cutmix_box(
     height: int, width: int, lam: float, center_row: int, center_col: int
 ) -> tuple[int, int, int, int, float]:
-    """CutMix/CMO box for one batch (spec §4.6). Returns ``(top, left, bottom, right, lam_corrected)``.
+    """CutMix/CMO box for one batch (CMO ``cifar_train.py``). Returns ``(top, left, bottom, right, lam_corrected)``.
 
     The arithmetic follows the reference ``rand_bbox`` exactly:
 
@@ -309,7 +317,7 @@ BOX_CLIPS = ("clip", "shift")
 def box_masks(
     height: int, width: int, lam: float | Tensor, rows: Tensor, cols: Tensor, box_clip: str = "clip"
 ) -> tuple[Tensor, Tensor]:
-    """Per-sample CutMix-style boxes, batched (SMCL mask box, spec §4.10.2 and §4.10.3 D).
+    """Per-sample CutMix-style boxes, batched (SMCL mask box, docs/methods.md §SMCL, row D).
 
     Args:
         height, width: image size.
@@ -329,7 +337,9 @@ def box_masks(
     ``int(width * r)``, and each interval is ``[c - cut//2, c + cut//2)``, clipped. A tensor ``lam`` is
     evaluated in float64, so it rounds like the Python reference.
     """
-    if isinstance(lam, Tensor):
+    half_r: torch.Tensor | int  # a tensor lam gives tensor halves, a float lam Python ints
+    half_c: torch.Tensor | int
+    if isinstance(lam, torch.Tensor):
         r = torch.sqrt(1.0 - lam.to(device=rows.device, dtype=torch.float64))
         half_r = torch.floor(height * r).long() // 2
         half_c = torch.floor(width * r).long() // 2
@@ -362,7 +372,7 @@ def _shift_inside(centre: Tensor, half: int | Tensor, size: int) -> tuple[Tensor
 
 
 # ----------------------------------------------------------------------------------------------------
-# SimAugment (spec §5.2): RandomResizedCrop + flip + ColorJitter(p) + RandomGrayscale(p)
+# SimAugment (SupContrast main_supcon.py): RandomResizedCrop + flip + ColorJitter(p) + RandomGrayscale(p)
 # ----------------------------------------------------------------------------------------------------
 
 
@@ -515,7 +525,7 @@ def _hue_shift_yiq(x: Tensor, hue: Tensor) -> Tensor:
     theta = (-2.0 * math.pi) * hue.view(-1, 1, 1, 1)
     cos, sin = torch.cos(theta), torch.sin(theta)
     ii, qq = cos * ii - sin * qq, sin * ii + cos * qq
-    out = [m0 * yy + m1 * ii + m2 * qq for (m0, m1, m2) in _YIQ2RGB]
+    out = [m0 * yy + m1 * ii + m2 * qq for (m0, m1, m2) in _yiq2rgb()]
     return torch.cat(out, dim=1).clamp(0.0, 1.0)
 
 
@@ -579,7 +589,7 @@ def sim_augment(
     gray_p: float = 0.2,
     hue_mode: str = "hsv",
 ) -> Tensor:
-    """SimAugment view (spec §5.2, SupCon CIFAR recipe, no blur), batched with per-sample parameters.
+    """SimAugment view (SupContrast ``main_supcon.py`` CIFAR recipe, no blur), batched with per-sample parameters.
 
     Pipeline per sample:
 

@@ -4,7 +4,7 @@ Inputs are uint8 squares from `FileSource` (256 px for 224-px views, `sources.ba
 float [0, 1] views of `size` pixels, not normalised (the trainer normalises). Every draw goes through
 the trainer's generator, so runs are reproducible and resumable.
 
-Pipelines (spec §1.2, §5.2, §5.3):
+Pipelines (docs/methods.md §ImageNet-LT split and §Augmentations):
 
 * `standard` (CMO ImageNet train transform): RandomResizedCrop(size, scale 0.08-1) + flip +
   ColorJitter(0.4, 0.4, 0.4, 0) applied to every image;
@@ -19,9 +19,9 @@ instead of a random order per image; no uint8 rounding between steps; crops larg
 resampled without antialiasing (they are at most 256/224 larger).
 
 RandAugment (:func:`rand_augment`) follows the semantics of the timm-style `rand-n2-m10-mstd0.5` that
-CMO, BCL and CCM copy (spec §5.3): for each image, 2 ops drawn uniformly with replacement from the 15
-below, each applied with probability 0.5 at a magnitude drawn per application from N(10, 0.5²) and
-clipped to [0, 10]; level fraction f = magnitude / 10:
+CMO, BCL and CCM copy (naver-ai/cmo ``util/randaugment.py``): for each image, 2 ops drawn uniformly with
+replacement from the 15 below, each applied with probability 0.5 at a magnitude drawn per application
+from N(10, 0.5²) and clipped to [0, 10]; level fraction f = magnitude / 10:
 
 | op | parameter |
 |---|---|
@@ -75,7 +75,8 @@ def center_crop(images: Tensor, size: int) -> Tensor:
     return images[..., top:top + size, left:left + size].float() / 255.0
 
 
-def _crop_flip(images: Tensor, generator: torch.Generator, size: int, scale=(0.08, 1.0)) -> Tensor:
+def _crop_flip(images: Tensor, generator: torch.Generator, size: int,
+               scale: tuple[float, float] = (0.08, 1.0)) -> Tensor:
     n, _, h, w = images.shape
     top, left, ch, cw = aug.rrc_params(n, h, w, scale, generator=generator, device=images.device)
     flip = torch.rand(n, generator=generator, device=images.device) < 0.5
@@ -83,7 +84,7 @@ def _crop_flip(images: Tensor, generator: torch.Generator, size: int, scale=(0.0
 
 
 def crop_flip_jitter(images: Tensor, generator: torch.Generator, size: int) -> Tensor:
-    """RandomResizedCrop(size) + flip + ColorJitter(0.4, 0.4, 0.4, 0) (CMO ImageNet, spec §1.2)."""
+    """RandomResizedCrop(size) + flip + ColorJitter(0.4, 0.4, 0.4, 0) (CMO ``imagenet_train.py``)."""
     x = _crop_flip(images, generator, size)
     u = torch.rand((x.shape[0], 3), generator=generator, device=x.device)
     f = 0.6 + 0.8 * u  # U(0.6, 1.4)

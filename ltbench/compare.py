@@ -20,7 +20,8 @@ import pandas as pd
 
 from ltbench import fingerprint, stats
 from ltbench.errors import LtbenchError
-from ltbench.report import BACKGROUND_COLUMNS, _norm, value_column
+from ltbench.report.collect import norm, value_column
+from ltbench.report.labels import BACKGROUND_COLUMNS
 from ltbench.stats import t975
 
 UNIT_COLUMNS = ("seed", "protocol.subset.data_seed", "protocol.class_order")  # what pairs two runs
@@ -57,7 +58,7 @@ class Arm:
             col = value_column(sel, key)
             if col is None:
                 return sel.iloc[0:0]
-            sel = sel[sel[col].map(lambda v, value=value: str(_norm(v)) == str(_norm(_parse_scalar(value))))]
+            sel = sel[sel[col].map(lambda v, value=value: str(norm(v)) == str(norm(_parse_scalar(value))))]
         return sel
 
 
@@ -125,7 +126,11 @@ def protocol_mismatches(frame: pd.DataFrame, a: Arm, b: Arm) -> list[str]:
 
 def _units(rows: pd.DataFrame) -> list[tuple[int, int, int]]:
     cols = [rows[c] if c in rows else pd.Series(0, index=rows.index) for c in UNIT_COLUMNS]
-    return [tuple(0 if v is None or pd.isna(v) else int(v) for v in t) for t in zip(*cols, strict=True)]
+    return [(_int0(s), _int0(d), _int0(c)) for s, d, c in zip(*cols, strict=True)]
+
+
+def _int0(v: Any) -> int:
+    return 0 if v is None or pd.isna(v) else int(v)
 
 
 def _unit_labels(units: list[tuple[int, int, int]]) -> list[int | str]:
@@ -159,7 +164,7 @@ def decomposition(frame: pd.DataFrame, arms: list[tuple[Arm, Arm]], metrics: lis
     per setting: one row per (subject, setting, metric, component)."""
     records = []
 
-    def add(subject: str, setting: str, metric: str, values: dict) -> None:
+    def add(subject: str, setting: str, metric: str, values: dict[tuple[int, int, int], float]) -> None:
         if len(values) < 2:
             return
         try:

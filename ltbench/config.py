@@ -11,8 +11,9 @@ import dataclasses
 import math
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 
@@ -22,9 +23,13 @@ from ltbench.data.longtail import PROFILES, longtail_counts
 from ltbench.data.shots import SHOT_RULES
 from ltbench.errors import LtbenchError
 from ltbench.registry import get_method
-from ltbench.results import canonical_spec_json, spec_dict_hash
 from ltbench.schedules import SCHEDULES, resolve_schedule
+from ltbench.spec_hash import canonical_spec_json, spec_dict_hash
 from ltbench.spec_rules import check_given, check_spec
+
+if TYPE_CHECKING:  # types only: the spec resolves without importing torch
+    from ltbench.data.bundle import DatasetInfo
+    from ltbench.method import Method
 
 PROTOCOL_VERSION = 1
 
@@ -56,7 +61,7 @@ class TrainSettings:
     budget_ref_epochs: int | None = field(default=None, metadata=bounded(ge=1))  # epochs before rescaling (derived)
 
 
-# preset -> data-set family -> TrainSettings fields. `paper` is the reference recipe (spec §3.1);
+# preset -> data-set family -> TrainSettings fields. `paper` is the reference recipe (docs/methods.md §Schedules);
 # `quick` is a CPU-scale recipe with the same schedule shape; `cpu` the real-data CPU study recipe.
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {"cifar": {}},
@@ -66,10 +71,11 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "cpu": {"cifar": {"backbone": "resnet8", "epochs": 60, "eval_every": 20}},
 }
 
-# ImageNet-LT `paper` = CMO's ImageNet-LT recipe (spec §3.2 [C]; the recipe of ERM, DRW, LDAM-DRW and the
-# mixing rows, §4.1/§4.5/§4.7): ResNet-50, 100 epochs, batch 128, wd 2e-4, 5-epoch warm-up, x0.1 at 60 and
-# x0.01 at 80, groups under CMO's ImageNet rule. SMCL/SCL override it with their own recipe (§3.3: batch
-# 256, wd 5e-4, cosine) through `train_defaults["imagenet"]`, as they do for CIFAR.
+# ImageNet-LT `paper` = CMO's ImageNet-LT recipe (naver-ai/cmo imagenet_train.py, opts.py; the recipe of ERM,
+# DRW, LDAM-DRW and the mixing rows, docs/methods.md §Schedules): ResNet-50, 100 epochs, batch 128, wd 2e-4,
+# 5-epoch warm-up, x0.1 at 60 and x0.01 at 80, groups under CMO's ImageNet rule. SMCL/SCL override it with
+# their own recipe (SMCL Section 4.2: batch 256, wd 5e-4, cosine) through `train_defaults["imagenet"]`, as
+# they do for CIFAR.
 IMAGENET_PAPER: dict[str, Any] = {"backbone": "resnet50", "epochs": 100, "batch_size": 128, "weight_decay": 2e-4,
                                   "schedule": "cmo-imagenet-step", "shot_rule": "shots-cmo-imagenet",
                                   "image_size": 224}
@@ -204,7 +210,7 @@ def _field_types(cls: type) -> dict[str, Any]:
 SPEC_KEYS = ("data_seed", "profile", "max_per_class", "class_order")
 
 
-def build_spec(method: str, dataset: str, ratio: float, seed: int = 0, preset: str = "paper",
+def build_spec(method: str, dataset: str, ratio: float | str, seed: int = 0, preset: str = "paper",
                overrides: dict[str, Any] | None = None) -> RunSpec:
     """Resolve every default and override into a RunSpec (raises LtbenchError on bad input)."""
     entry = get_method(method)
@@ -270,7 +276,8 @@ def build_spec(method: str, dataset: str, ratio: float, seed: int = 0, preset: s
     return spec
 
 
-def _apply_budget(values: dict[str, Any], preset_batch: int, train_size, view_count) -> None:
+def _apply_budget(values: dict[str, Any], preset_batch: int, train_size: Callable[[], int],
+                  view_count: Callable[[], int]) -> None:
     """Rescale `epochs` for an equal-budget comparison (before the epoch-fraction defaults resolve).
 
     steps:   epochs' = round(epochs * ceil(n / b_ref) / ceil(n / b)), b_ref = `budget_ref_batch`, default
@@ -306,7 +313,7 @@ def _apply_budget(values: dict[str, Any], preset_batch: int, train_size, view_co
     values["epochs"] = max(1, round(scaled))
 
 
-def _train_size(info, ratio: float, spec_values: dict[str, Any]) -> int:
+def _train_size(info: DatasetInfo, ratio: float, spec_values: dict[str, Any]) -> int:
     """Training images of the long-tailed subset, from the count formula (no data read)."""
     if info.bundle is not None:
         raise LtbenchError(f"budget=steps needs the training-set size, which {info.name} reads from its split "
@@ -318,10 +325,11 @@ def _train_size(info, ratio: float, spec_values: dict[str, Any]) -> int:
         raise LtbenchError(str(exc)) from None
 
 
-def _view_count(cls, hp_values: dict[str, Any]) -> int:
+def _view_count(cls: type[Method[Any]], hp_values: dict[str, Any]) -> int:
     """How many augmented views of each source image the method takes (its `views()` declaration)."""
     try:  # views() reads only the hyperparameters (the method contract, ltbench/method.py)
-        return len(cls.views(types.SimpleNamespace(hp=cls.Hparams(**hp_values))))
+        # views() reads only self.hp, so a stand-in self avoids building the method (and its model) here
+        return len(cls.views(types.SimpleNamespace(hp=cls.Hparams(**hp_values))))  # type: ignore[arg-type]
     except (AttributeError, TypeError) as exc:
         raise LtbenchError(f"budget=samples cannot tell how many views this method takes ({exc}); "
                            "set epochs directly") from None
@@ -350,7 +358,7 @@ def _resolve_train(values: dict[str, Any]) -> TrainSettings:
     return TrainSettings(**values)
 
 
-def _validate_file_backed(train: TrainSettings, values: dict[str, Any], info) -> None:
+def _validate_file_backed(train: TrainSettings, values: dict[str, Any], info: DatasetInfo) -> None:
     """image_size / val_select only apply to file-backed data sets; a fixed split has no profile."""
     if info.bundle is None:
         if train.image_size is not None:
@@ -363,7 +371,7 @@ def _validate_file_backed(train: TrainSettings, values: dict[str, Any], info) ->
         raise LtbenchError(f"{info.name} is a fixed split; profile={values['profile']!r} does not apply")
 
 
-def _validate_spec_values(values: dict[str, Any], info) -> None:
+def _validate_spec_values(values: dict[str, Any], info: DatasetInfo) -> None:
     if values["profile"] not in PROFILES:
         raise LtbenchError(f"unknown profile {values['profile']!r}; choose from {', '.join(PROFILES)}")
     if values["class_order"] < 0:

@@ -10,12 +10,16 @@ counts such calls inside the step).
 from __future__ import annotations
 
 import functools
+from typing import TYPE_CHECKING, Any
 
-import torch
+if TYPE_CHECKING:
+    import torch
+else:  # torch on first use: the methods that import this module are read without it (ltbench/lazy.py)
+    from ltbench.lazy import torch
 
 
 @functools.lru_cache(maxsize=512)
-def device_constant(values: tuple, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+def device_constant(values: tuple[Any, ...], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
     """`torch.tensor(values, dtype=dtype, device=device)`, cached. `values` is a (nested) tuple of numbers.
 
     The result is shared between callers: never modify it in place. It is built outside inference

@@ -24,11 +24,14 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 
 from ltbench.errors import LtbenchError
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -87,10 +90,11 @@ class Dist:
             full[r::self.world] = part[:count]
         return full
 
-    def gather_objects(self, obj):
+    def gather_objects(self, obj: T) -> list[T]:
+        """Every rank's ``obj``, in rank order (``[obj]`` without a process group)."""
         if not self.active:
             return [obj]
-        out = [None] * self.world
+        out: list[Any] = [None] * self.world
         dist.all_gather_object(out, obj)
         return out
 

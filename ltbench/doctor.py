@@ -20,9 +20,13 @@ import sys
 import tempfile
 import textwrap
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # torch is imported inside the checks, so doctor starts without it
+    import torch
 
 OK, FAIL, WARN, INFO, SKIP = "ok", "fail", "warn", "info", "skip"
 MIN_PYTHON = (3, 10)
@@ -134,7 +138,8 @@ def check_opencv() -> Check:
         return Check("opencv (contrib saliency)", FAIL, "cv2 not importable",
                      f"pip install {OPENCV_CONTRIB_PIP}, {fallback}", required=True)
     try:
-        cv2.saliency.StaticSaliencyFineGrained_create()
+        # contrib-only API, absent from the stubs opencv ships (they cover the main modules)
+        cv2.saliency.StaticSaliencyFineGrained_create()  # type: ignore[attr-defined]
     except AttributeError:
         return Check("opencv (contrib saliency)", FAIL, f"cv2 {cv2.__version__} without the contrib saliency module",
                      f"pip uninstall opencv-python-headless opencv-python; pip install {OPENCV_CONTRIB_PIP} "
@@ -187,9 +192,9 @@ def check_device(device: str) -> Check:
                 "count": torch.cuda.device_count()}
     else:
         dev = torch.device("cpu")
-        gib, name = _host_memory_gib(), _cpu_model()
-        value = f"{name}, {os.cpu_count()} logical CPUs" + (f", {gib:.1f} GiB RAM" if gib else "")
-        data = {"name": name, "cpus": os.cpu_count(), "memory_gib": gib}
+        host_gib, name = _host_memory_gib(), _cpu_model()
+        value = f"{name}, {os.cpu_count()} logical CPUs" + (f", {host_gib:.1f} GiB RAM" if host_gib else "")
+        data = {"name": name, "cpus": os.cpu_count(), "memory_gib": host_gib}
     try:
         _tiny_step(dev)
     except Exception as exc:
@@ -216,7 +221,7 @@ def _host_memory_gib() -> float | None:
         return None
 
 
-def _tiny_step(dev, dtype=None) -> None:
+def _tiny_step(dev: torch.device, dtype: torch.dtype | None = None) -> None:
     import torch
 
     conv = torch.nn.Conv2d(3, 8, 3, padding=1).to(dev)
@@ -227,11 +232,12 @@ def _tiny_step(dev, dtype=None) -> None:
     y.float().square().mean().backward()
     if dev.type == "cuda":
         torch.cuda.synchronize(dev)
+    assert conv.weight.grad is not None  # set by the backward above
     if not torch.isfinite(conv.weight.grad).all():
         raise RuntimeError("non-finite gradient")
 
 
-def _null():
+def _null() -> AbstractContextManager[None]:
     from contextlib import nullcontext
 
     return nullcontext()
@@ -316,9 +322,9 @@ def find_dataset(name: str, root: Path) -> Path | None:
     if name == "fashion-mnist":
         from ltbench.data.datasets import _fashion_mnist_dirs  # the loader's own search order
 
-        for folder in _fashion_mnist_dirs(root):
-            if all((folder / s).exists() or (folder / (s + ".gz")).exists() for s in _FASHION_STEMS):
-                return folder
+        for candidate in _fashion_mnist_dirs(root):
+            if all((candidate / s).exists() or (candidate / (s + ".gz")).exists() for s in _FASHION_STEMS):
+                return candidate
         return None
     if name == "imagenet-lt":
         from ltbench.data.imagenet_lt import LIST_NAMES, split_dir_for
@@ -351,7 +357,7 @@ def check_datasets(data_dir: Path | None) -> list[Check]:
 
 def check_results_dir(results_dir: Path | None) -> Check:
     """Writable means a file can really be created there (or in the nearest existing parent)."""
-    from ltbench.results import default_results_dir
+    from ltbench.rundir import default_results_dir
 
     path = Path(results_dir) if results_dir else default_results_dir()
     probe = path
@@ -374,8 +380,9 @@ def check_threads() -> Check:
 
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")}
-    data = {"torch_threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads(),
-            "usable_cpus": usable, **env, **process_settings()}
+    data: dict[str, Any] = {"torch_threads": torch.get_num_threads(),
+                            "interop_threads": torch.get_num_interop_threads(),
+                            "usable_cpus": usable, **env, **process_settings()}
     parts = [f"torch {data['torch_threads']} intra-op / {data['interop_threads']} inter-op threads",
              f"{usable} usable CPUs", *(f"{k}={v}" for k, v in env.items() if v)]
     value = ", ".join(parts)

@@ -8,9 +8,10 @@ family of data (CIFAR-sized or ImageNet-sized images). The figure used is the be
 
     seconds = epochs x ceil(train images / batch size) x batch size x ms per image / 1000
 
-- a method the bench measured uses its own step; a method with a per-batch branch (SMCL's masked step,
-  the mixing methods' mixed step) weights its two steps by the share of steps that take the branch
-  (probability x fraction of epochs inside the method's start/end window);
+- a method the bench measured uses its own step; a method with several step branches
+  (`Method.step_branches`: SMCL's masked and plain steps, the mixing methods' mixed and plain steps)
+  weights each branch's step by its `run_share`, the share of the run's steps that take it (e.g.
+  probability x fraction of epochs inside the method's start/end window);
 - a method the bench did not measure gets ERM's step, labelled `erm rate`: a lower bound for methods that
   forward more views per step (SCL, SMCL).
 
@@ -31,10 +32,10 @@ from ltbench.errors import LtbenchError
 
 if TYPE_CHECKING:  # pragma: no cover
     from ltbench.config import RunSpec
+    from ltbench.method import StepBranch
 
 # train-list sizes of fixed splits, used when the split folder is not on this machine (the submit host)
 FIXED_SPLIT_SIZES = {"imagenet-lt": 115_846}  # the OLTR ImageNet_LT_train.txt (ltbench.data.imagenet_lt)
-BRANCHES = ("masked", "mixed")  # the costly branch of a two-kind method, as `ltbench bench` names it
 
 
 @dataclass(frozen=True)
@@ -106,14 +107,11 @@ def train_images(spec: RunSpec, data_dir: Path | None = None) -> int | None:
     return sum(min(c, cap) if cap else c for c in counts)
 
 
-def branch_share(spec: RunSpec) -> float:
-    """Share of a run's steps that take the method's costly branch (masking or mixing)."""
-    hp, epochs = spec.hparams, spec.train.epochs
-    prob = hp.get("mask_prob", hp.get("mix_prob", 1.0)) or 0.0
-    start = hp.get("mask_start_epoch", hp.get("mix_start_epoch", 0)) or 0
-    end = hp.get("mix_end_epoch", epochs) or epochs
-    active = max(0, min(end, epochs) - max(0, start))
-    return float(prob) * active / max(1, epochs)
+def step_branches(spec: RunSpec) -> list[StepBranch]:
+    """The run's step branches as its method declares them (`Method.step_branches`)."""
+    from ltbench.registry import get_method
+
+    return list(get_method(spec.method).cls.step_branches(spec.hparams, spec.train.epochs))
 
 
 def method_ms_per_image(fig: BenchFigures, spec: RunSpec) -> tuple[float, str] | None:
@@ -121,10 +119,13 @@ def method_ms_per_image(fig: BenchFigures, spec: RunSpec) -> tuple[float, str] |
     cases, m = fig.ms_per_image, spec.method
     if m in cases:
         return cases[m], m
-    branch = next((f"{m}:{b}" for b in BRANCHES if f"{m}:{b}" in cases), None)
-    if branch is not None and f"{m}:plain" in cases:
-        plain = cases[f"{m}:plain"]
-        return plain + branch_share(spec) * (cases[branch] - plain), m
+    labels = [(f"{m}:{b.name}", b.run_share) for b in step_branches(spec)]
+    if len(labels) > 1 and all(label in cases for label, _ in labels):
+        # the last branch's step plus each other branch's extra cost times its share: the same as the
+        # run_share-weighted sum when the shares sum to 1, and what the estimate has always computed
+        (*costly, (base_label, _)) = labels
+        base = cases[base_label]
+        return base + sum(share * (cases[label] - base) for label, share in costly), m
     if "erm" in cases:
         return cases["erm"], "erm rate"
     return None

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -223,7 +224,7 @@ def load_grid(path: str | Path) -> Grid:
             raise LtbenchError(f"{path}: unknown table metric(s) {', '.join(map(str, unknown)) or '(none given)'}; "
                                f"choose from {', '.join(TABLE_METRICS)}")
 
-    def dedup(items: list) -> tuple:
+    def dedup(items: list[Any]) -> tuple[Any, ...]:
         return tuple(dict.fromkeys(items))
 
     grid = Grid(path=path, methods=dedup([m.strip() for m in methods]), datasets=dedup(datasets),
@@ -244,7 +245,7 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     """safe_load, except that a key given twice in one mapping is an error (PyYAML keeps the last one
     silently; YAML 1.2 section 3.2.1.1 requires keys to be unique)."""
 
-    def construct_mapping(self, node, deep=False):
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=True)

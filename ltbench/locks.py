@@ -18,11 +18,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from ltbench.errors import LtbenchError
-from ltbench.results import open_no_follow
+from ltbench.files import open_no_follow, pid_alive
+from ltbench.rundir import RunDir
 
-LOCK_NAME = "lock"
+__all__ = ["EXIT_LOCKED", "RunLocked", "lock_is_live", "pid_alive", "read_lock", "run_lock"]
+
 EXIT_LOCKED = 75  # a worker's exit code when another process holds the run (EX_TEMPFAIL)
 
 
@@ -30,21 +33,10 @@ class RunLocked(LtbenchError):
     """Another live process is training this run."""
 
 
-def pid_alive(pid: int) -> bool:
-    """True if a process with this pid exists on this host (or may: it belongs to another user)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def read_lock(run_dir: Path) -> dict | None:
+def read_lock(run_dir: Path) -> dict[str, Any] | None:
     """The holder a lock file names (the last one, if the lock is not held now)."""
     try:
-        return json.loads((Path(run_dir) / LOCK_NAME).read_text())
+        return json.loads(RunDir(run_dir).lock_path.read_text())
     except (OSError, ValueError):
         return None
 
@@ -52,7 +44,7 @@ def read_lock(run_dir: Path) -> dict | None:
 def lock_is_live(run_dir: Path) -> bool:
     """True if a process holds the run's lock right now (probed with a non-blocking shared flock)."""
     try:
-        fd = os.open(Path(run_dir) / LOCK_NAME, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(RunDir(run_dir).lock_path, os.O_RDONLY | os.O_NOFOLLOW)
     except OSError:
         return False
     try:
@@ -89,7 +81,7 @@ def run_lock(run_dir: Path) -> Iterator[None]:
     """Hold the run directory's lock for the duration of the block."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    path = run_dir / LOCK_NAME
+    path = RunDir(run_dir).lock_path
     fd = _acquire(path)
     try:
         os.ftruncate(fd, 0)

@@ -1,4 +1,4 @@
-"""Loss functions and class re-weighting rules (spec ``methods.md`` §4).
+"""Loss functions and class re-weighting rules (sources per function; summary in docs/methods.md).
 
 Every function here is pure torch and device-agnostic: tensors stay on the device of the logits or
 features they are given. Loss math runs in float32 (inputs are cast with ``.float()``), so the functions
@@ -13,10 +13,15 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias, overload
 
 import numpy as np
-import torch
-import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn.functional as F
+else:  # torch on first use: the methods that import this module are read without it (ltbench/lazy.py)
+    from ltbench.lazy import F, torch
 
 __all__ = [
     "class_balanced_weights",
@@ -29,7 +34,7 @@ __all__ = [
     "supcon_loss",
 ]
 
-ClassCounts = Sequence[int] | np.ndarray | torch.Tensor
+ClassCounts: TypeAlias = "Sequence[int] | np.ndarray | torch.Tensor"
 
 
 # --------------------------------------------------------------------------------------------------
@@ -66,6 +71,12 @@ def _check_logits_targets(logits: torch.Tensor, targets: torch.Tensor) -> None:
         )
 
 
+@overload
+def _per_class(vec: torch.Tensor, num_classes: int, like: torch.Tensor, name: str) -> torch.Tensor: ...
+@overload
+def _per_class(vec: None, num_classes: int, like: torch.Tensor, name: str) -> None: ...
+@overload
+def _per_class(vec: torch.Tensor | None, num_classes: int, like: torch.Tensor, name: str) -> torch.Tensor | None: ...
 def _per_class(
     vec: torch.Tensor | None, num_classes: int, like: torch.Tensor, name: str
 ) -> torch.Tensor | None:
@@ -78,7 +89,7 @@ def _per_class(
     return vec
 
 
-def _autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
+def _autocast_off(device: torch.device) -> contextlib.AbstractContextManager[Any]:
     """Disable autocast for ``device`` so matmuls inside a loss run in float32."""
     is_available = getattr(torch.amp, "is_autocast_available", None)
     if is_available is not None and is_available(device.type):
@@ -92,11 +103,11 @@ def _autocast_off(device: torch.device) -> contextlib.AbstractContextManager:
 
 
 def class_balanced_weights(class_counts: ClassCounts, beta: float) -> torch.Tensor:
-    """Effective-number ("class-balanced") weights, spec §4.2 (Cui et al. 2019; LDAM DRW rule).
+    """Effective-number ("class-balanced") weights (Cui et al. CVPR 2019, arXiv 1901.05555; LDAM DRW rule).
 
     w_k = (1 - beta) / (1 - beta**n_k) = 1 / E_k, rescaled so that sum_k w_k = C.
     ``beta = 0`` gives all ones. Computed in float64, returned as float32 on the device of a tensor input
-    (CPU otherwise). Spec Appendix B: CIFAR-100-LT r=100, beta=0.9999 -> head 0.0449, tail 4.378.
+    (CPU otherwise). Computed for CIFAR-100-LT r=100, beta=0.9999: head 0.0449, tail 4.378 (docs/methods.md).
     """
     beta = float(beta)
     if not 0.0 <= beta < 1.0:
@@ -108,7 +119,7 @@ def class_balanced_weights(class_counts: ClassCounts, beta: float) -> torch.Tens
 
 
 def inverse_frequency_weights(class_counts: ClassCounts) -> torch.Tensor:
-    """Inverse-frequency weights w_k ∝ 1/n_k rescaled to sum C (spec §4.2, "Variant")."""
+    """Inverse-frequency weights w_k ∝ 1/n_k rescaled to sum C (docs/methods.md §ERM and DRW)."""
     counts, device = _counts_float64(class_counts)
     w = 1.0 / counts
     w = w / w.sum() * counts.numel()
@@ -116,9 +127,9 @@ def inverse_frequency_weights(class_counts: ClassCounts) -> torch.Tensor:
 
 
 def ldam_margins(class_counts: ClassCounts, max_m: float = 0.5) -> torch.Tensor:
-    """LDAM per-class margins m_k = K / n_k**(1/4), K chosen so that max_k m_k = max_m (spec §4.3).
+    """LDAM per-class margins m_k = K / n_k**(1/4), K chosen so that max_k m_k = max_m (LDAM, Section 3.1).
 
-    Spec Appendix B: r=100 -> head 0.158, tail 0.500.
+    Computed for r=100: head 0.158, tail 0.500 (docs/methods.md §LDAM).
     """
     counts, device = _counts_float64(class_counts)
     m = counts.pow(-0.25)
@@ -141,10 +152,10 @@ def ldam_loss(
     *,
     margins: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """LDAM loss (spec §4.3): CE(s * (z - m_y * onehot(y)), y) with optional per-class ``weight``.
+    """LDAM loss (LDAM-DRW ``losses.py`` ``LDAMLoss``): CE(s * (z - m_y * onehot(y)), y), optional class ``weight``.
 
     Only the true-class logit loses its margin; all logits are then scaled by ``s``. The reduction is
-    PyTorch's weighted mean, sum_b w_{y_b} l_b / sum_b w_{y_b} (spec §4 notation).
+    PyTorch's weighted mean, sum_b w_{y_b} l_b / sum_b w_{y_b} (docs/methods.md §ERM and DRW).
     Pass ``margins`` (from :func:`ldam_margins`) to skip recomputing them every step; ``class_counts`` and
     ``max_m`` are then ignored.
     """
@@ -165,7 +176,7 @@ def ldam_loss(
 def focal_loss(
     logits: torch.Tensor, targets: torch.Tensor, gamma: float, weight: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Softmax focal loss, LDAM-DRW code convention (spec §4.4, "LDAM-code version").
+    """Softmax focal loss, LDAM-DRW code convention (kaidic/LDAM-DRW ``losses.py`` ``FocalLoss``).
 
     ce_b = w_{y_b} * CE(z_b, y_b) (per sample, no reduction); p_b = exp(-ce_b);
     loss = mean_b (1 - p_b)**gamma * ce_b. With a weight, p_b is *not* the true-class probability, and
@@ -182,7 +193,7 @@ def focal_loss(
 def sigmoid_focal_cb_loss(
     logits: torch.Tensor, targets: torch.Tensor, weight: torch.Tensor | None, gamma: float
 ) -> torch.Tensor:
-    """Class-balanced sigmoid focal loss of Cui et al. (spec §4.4, "Original").
+    """Class-balanced sigmoid focal loss of Cui et al. (richardaecn/class-balanced-loss ``src/cifar_main.py``).
 
     With one-hot labels y in {0, 1} and logits z (per class), p = sigmoid(z) and p_t = p if y = 1 else 1 - p:
 
@@ -213,7 +224,7 @@ def sigmoid_focal_cb_loss(
 def balanced_softmax_loss(
     logits: torch.Tensor, targets: torch.Tensor, class_counts: ClassCounts, weight: torch.Tensor | None = None
 ) -> torch.Tensor:
-    """Balanced Softmax (spec §4.7 "BS + CMO"): CE(z + log prior, y) with prior_k = n_k / sum n.
+    """Balanced Softmax (Ren et al. NeurIPS 2020, arXiv 2007.10740): CE(z + log prior, y) with prior_k = n_k / sum n.
 
     A class with n_k = 0 gets a logit of -inf (it is never predicted; it must never be a target).
     ``weight`` is passed to ``F.cross_entropy`` (weighted-mean reduction).
@@ -243,7 +254,7 @@ def supcon_loss(
     contrast_mode: str = "all",
     reduction: str = "mean",
 ) -> torch.Tensor:
-    """Supervised contrastive loss L^sup_out with the SupContrast conventions (spec §4.9).
+    """Supervised contrastive loss L^sup_out with the SupContrast conventions (HobbitLong/SupContrast ``losses.py``).
 
     ``features``: [B, V, d], assumed already L2-normalised (not renormalised here). The N = B*V vectors
     are flattened view-major (view 0 of every sample, then view 1, ...). ``labels``: [B], or None for the

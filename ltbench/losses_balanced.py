@@ -15,9 +15,13 @@ Everything is pure torch, float32, no host synchronisation (safe inside a traini
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import torch
-import torch.nn.functional as F
+if TYPE_CHECKING:
+    import torch
+    import torch.nn.functional as F
+else:  # torch on first use: the methods that import this module are read without it (ltbench/lazy.py)
+    from ltbench.lazy import F, torch
 
 __all__ = [
     "balanced_contrastive_loss",

@@ -15,19 +15,31 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
-
-import numpy as np
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Protocol, TypeVar, runtime_checkable
 
 from ltbench.bounds import bounded
-from ltbench.models import ModelOptions
+from ltbench.models.options import ModelOptions
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+else:  # torch on first use: reading a method's hyperparameters does not import it (ltbench/lazy.py)
+    from ltbench.lazy import F, torch
 
 
 def epoch_fraction(fraction: float) -> dict[str, float]:
     """Field metadata: when left as None, resolve to round(fraction * epochs) (scales with --epochs)."""
     return {"epoch_fraction": fraction}
+
+
+@dataclass(frozen=True)
+class EpochFraction:
+    """A `family_defaults` value for an epoch field: resolves to round(fraction * epochs) like the field's own
+    `epoch_fraction`, so a family whose recipe starts a phase at another share of training (ConCutMix's
+    ImageNet-LT `l_d_warm`, 70 of 100 epochs) still scales with --epochs and `budget`."""
+
+    fraction: float
 
 
 def reset_to_default(hparams: type, values: dict[str, Any], epochs: int, *names: str) -> None:
@@ -45,7 +57,7 @@ def reset_to_default(hparams: type, values: dict[str, Any], epochs: int, *names:
 
 @dataclass
 class BaseHparams:
-    """Hyperparameters every method has: deferred re-weighting (spec §4.2)."""
+    """Hyperparameters every method has: deferred re-weighting (docs/methods.md §ERM and DRW)."""
 
     drw: bool = False
     drw_weighting: Literal["cb", "inverse"] = "cb"
@@ -71,8 +83,12 @@ class StepOutput:
     logs: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-class TrainerServices:
-    """What the trainer offers a method (the trainer implements it; tests may fake it)."""
+@runtime_checkable
+class TrainerServices(Protocol):
+    """What the trainer offers a method (ltbench.train.Trainer implements it; tests/fakes.py fakes it).
+
+    A structural type: a class provides it by having these members (tests/test_step_branches.py checks
+    the trainer and the fake against it)."""
 
     num_classes: int
     class_counts: list[int]
@@ -86,29 +102,65 @@ class TrainerServices:
 
     def forward(self, views: list[torch.Tensor]) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
         """Run the model once on the concatenated views; (logits, features) per view."""
-        raise NotImplementedError
+        ...
 
     def augment(self, pipeline: str, images: torch.Tensor) -> torch.Tensor:
-        """Augment a uint8 batch with a named pipeline; float [0, 1] pixels, not yet normalised."""
-        raise NotImplementedError
+        """Augment a uint8 batch with a named pipeline (ltbench.pipelines); float [0, 1] pixels, not normalised."""
+        ...
 
     def draw(self, kind: str, n: int, **params: float) -> tuple[torch.Tensor, torch.Tensor]:
         """n training images and labels from a class sampler (`class_sampling_probabilities` kinds)."""
-        raise NotImplementedError
+        ...
 
 
-class Method:
-    """Base class. Subclasses set `Hparams`, `description`, and override the hooks they need."""
+@dataclass(frozen=True)
+class StepBranch:
+    """One kind of training step a method takes; `ltbench bench` times each, `estimate` weights them.
+
+    A method whose step is sometimes costlier (SMCL's masked batches, Mixup's mixed ones) declares each
+    kind with the hyperparameter overrides that make every step take it, so the bench can time a kind
+    alone, and the kinds' shares of the steps, so the estimate and the bench can weight the timings.
+    """
+
+    name: str  # "step" for single-kind methods; e.g. "masked"/"plain", "mixed"/"plain"
+    force: dict[str, Any]  # hyperparameter overrides that make every step take this branch
+    run_share: float  # share of the whole run's optimiser steps that take it (the shares sum to 1)
+    # share of the steps of an epoch in the method's active phase (SMCL from mask_start_epoch on, a mixing
+    # method inside its window; the bench times that phase) that take it (the shares sum to 1)
+    late_share: float
+
+
+def two_branches(costly: str, prob: float, force: dict[str, Any], plain: dict[str, Any], start: int, end: int,
+                 epochs: int) -> list[StepBranch]:
+    """A method that takes its `costly` branch with probability `prob` per step in epochs [start, end).
+
+    run share = prob * (active epochs) / epochs; a step in the active phase takes it with probability prob.
+    """
+    active = max(0, min(end, epochs) - max(0, start))
+    share = float(prob) * active / max(1, epochs)
+    return [StepBranch(costly, force, share, prob), StepBranch("plain", plain, 1 - share, 1 - prob)]
+
+
+H = TypeVar("H", bound=BaseHparams)
+
+
+class Method(Generic[H]):
+    """Base class. Subclasses set `Hparams`, `description`, and override the hooks they need.
+
+    Generic over the hyperparameter dataclass, so `self.hp.mask_prob` type-checks in a subclass declared
+    `class SMCL(Method[SMCLHparams])` (`Hparams` must be that same class: a ClassVar cannot name H).
+    """
 
     Hparams: ClassVar[type[BaseHparams]] = BaseHparams
     description: ClassVar[str] = ""
-    # data-set family -> hyperparameter defaults that differ from the dataclass defaults
+    # data-set family -> hyperparameter defaults that differ from the dataclass defaults (an epoch field's
+    # default that is another share of the epochs: EpochFraction)
     family_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
     # data-set family -> training-setting defaults (batch_size, schedule, ...) that differ from the preset
     train_defaults: ClassVar[dict[str, dict[str, Any]]] = {}
 
-    def __init__(self, hp: BaseHparams, services: TrainerServices):
-        self.hp = hp
+    def __init__(self, hp: H, services: TrainerServices):
+        self.hp: H = hp
         self.sv = services
         self.epoch = 0
         self.class_weights: torch.Tensor | None = None
@@ -138,13 +190,23 @@ class Method:
         out = dict(values)
         for f in dataclasses.fields(cls.Hparams):
             frac = f.metadata.get("epoch_fraction")
-            if frac is not None and out.get(f.name) is None:
+            if isinstance(out.get(f.name), EpochFraction):  # a family default (see EpochFraction)
+                out[f.name] = round(out[f.name].fraction * epochs)
+            elif frac is not None and out.get(f.name) is None:
                 out[f.name] = round(frac * epochs)
         if not out.get("drw", False):  # DRW off: its settings change nothing, so they leave the run id
             reset_to_default(cls.Hparams, out, epochs, "drw_weighting", "drw_beta", "drw_start_epoch")
         elif out.get("drw_weighting") == "inverse":  # inverse-frequency weights have no beta
             reset_to_default(cls.Hparams, out, epochs, "drw_beta")
         return out
+
+    @classmethod
+    def step_branches(cls, hparams: dict[str, Any], epochs: int) -> list[StepBranch]:
+        """The kinds of step this method takes under resolved `hparams` (a spec's), with their shares.
+
+        Default: one kind, every step alike. A method whose steps differ overrides this.
+        """
+        return [StepBranch("step", {}, 1.0, 1.0)]
 
     # ----- hooks --------------------------------------------------------------------------
     def on_epoch_start(self, epoch: int) -> None:

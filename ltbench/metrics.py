@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -15,7 +16,7 @@ def confusion_matrix(preds: torch.Tensor, labels: torch.Tensor, num_classes: int
     return torch.bincount(flat, minlength=num_classes * num_classes).view(num_classes, num_classes)
 
 
-def summarize(confusion: torch.Tensor, train_counts: Sequence[int], rule: str) -> dict:
+def summarize(confusion: torch.Tensor, train_counts: Sequence[int], rule: str) -> dict[str, Any]:
     """Overall top-1 (plain, over all test images), per-class accuracy and shot-group means.
 
     A group's accuracy is the unweighted mean of its classes' accuracies; an empty group is None.
@@ -26,7 +27,7 @@ def summarize(confusion: torch.Tensor, train_counts: Sequence[int], rule: str) -
     correct = conf.diag()
     per_class = torch.where(total > 0, 100.0 * correct / total.clamp(min=1), torch.full_like(total, float("nan")))
     groups = shot_groups(train_counts, rule)
-    out: dict = {"top1": float(100.0 * correct.sum() / conf.sum().clamp(min=1))}
+    out: dict[str, Any] = {"top1": float(100.0 * correct.sum() / conf.sum().clamp(min=1))}
     for g in GROUPS:
         ids = groups[g]
         vals = per_class[ids] if ids else torch.zeros(0, dtype=torch.float64)
@@ -39,7 +40,7 @@ def summarize(confusion: torch.Tensor, train_counts: Sequence[int], rule: str) -
 
 
 def subset_accuracy(preds: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor,
-                    train_counts: Sequence[int], rule: str) -> dict:
+                    train_counts: Sequence[int], rule: str) -> dict[str, Any]:
     """Accuracy on the test images selected by `mask`, overall and per shot group (None if empty)."""
     num_classes = len(train_counts)
     sel = mask.bool()

@@ -1,4 +1,4 @@
-"""Saliency derived from the model being trained (the idea of seed 004, used as an SMCL operator).
+"""Saliency derived from the model being trained (the idea of Chen et al. AAAI 2023, used as an SMCL operator).
 
 Chen et al., "Saliency-guided contrastive learning on scene images" (AAAI 2023, arXiv 2302.11461) take
 saliency from the model's own output during training, to pick crops and to weight the contrastive
@@ -23,11 +23,16 @@ as `saliency:model-cam` and counts it in the step prediction.
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
-from torch import nn
+from typing import TYPE_CHECKING
 
-from ltbench.models.heads import NormedLinear
+from ltbench.lazy import no_grad
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+else:  # torch on first use: the methods that import this module are read without it (ltbench/lazy.py)
+    from ltbench.lazy import F, torch
 
 __all__ = ["box_mass_share", "class_activation_maps", "last_stage"]
 
@@ -41,7 +46,7 @@ def last_stage(model: nn.Module) -> nn.Module:
     raise ValueError(f"no last convolutional stage known for backbone {type(backbone).__name__}")
 
 
-@torch.no_grad()
+@no_grad
 def class_activation_maps(model: nn.Module, x: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Per-image CAM of `labels` on normalised inputs x [N, C, H, W] -> float32 [N, H, W] in [0, 1]."""
     captured: list[torch.Tensor] = []
@@ -55,10 +60,14 @@ def class_activation_maps(model: nn.Module, x: torch.Tensor, labels: torch.Tenso
         model.train(was_training)
     feats = captured[0].float()  # [N, K, h, w]
     classifier = model.classifier
+    from ltbench.models.heads import NormedLinear  # (torch-backed: imported on use, as torch)
+
     if isinstance(classifier, NormedLinear):
         rows = F.normalize(classifier.weight, dim=0).T  # [C, K]
     else:
-        rows = classifier.weight
+        weight = classifier.weight if isinstance(classifier, torch.nn.Module) else None
+        assert isinstance(weight, torch.Tensor)  # a Linear head's [C, K] weight
+        rows = weight
     cam = torch.einsum("nkhw,nk->nhw", feats, rows[labels].float())
     cam = F.interpolate(cam.unsqueeze(1), size=x.shape[-2:], mode="bilinear", align_corners=False)[:, 0]
     lo = cam.amin(dim=(1, 2), keepdim=True)

@@ -21,12 +21,14 @@ import io
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ltbench.errors import LtbenchError
+from ltbench.rundir import PREDICTIONS, RunDir
 
-PREDICTIONS_FILE = "predictions.npz"
+PREDICTIONS_FILE = PREDICTIONS  # the name final.json's "predictions" record carries
 LOGITS_LIMIT = 2_000_000  # classes x test images stored as full float16 logits (<= 4 MB)
 TOPK = 5
 MAX_FILE_BYTES = 512 * 2**20  # a predictions file larger than this is refused on read (not ours)
@@ -50,7 +52,11 @@ class Outputs:
 
     @property
     def preds(self) -> np.ndarray:
-        return self.logits.argmax(axis=1) if self.logits is not None else self.topk_idx[:, 0].astype(np.int64)
+        if self.logits is not None:
+            best: np.ndarray = self.logits.argmax(axis=1)
+            return best
+        assert self.topk_idx is not None  # a summary always carries topk_idx (summarize_logits, _outputs)
+        return self.topk_idx[:, 0].astype(np.int64)
 
     def confusion_matrix(self, num_classes: int) -> np.ndarray:
         if self.confusion is not None:
@@ -61,7 +67,8 @@ class Outputs:
 
 def _softmax_max(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=1, keepdims=True)
-    return 1.0 / np.exp(z).sum(axis=1)  # the top class's probability: exp(0) / sum
+    top: np.ndarray = 1.0 / np.exp(z).sum(axis=1)  # the top class's probability: exp(0) / sum
+    return top
 
 
 def summarize_logits(logits: np.ndarray, labels: np.ndarray, k: int = TOPK) -> Outputs:
@@ -79,6 +86,9 @@ def summarize_logits(logits: np.ndarray, labels: np.ndarray, k: int = TOPK) -> O
 def _entries(prefix: str, out: Outputs) -> dict[str, np.ndarray]:
     if out.logits is not None:
         return {f"{prefix}labels": out.labels.astype(np.int64), f"{prefix}logits": out.logits.astype(np.float16)}
+    # a summary (summarize_logits) fills every field
+    assert out.topk_idx is not None and out.topk_val is not None and out.true_logit is not None
+    assert out.confidence is not None and out.confusion is not None
     return {f"{prefix}labels": out.labels.astype(np.int64), f"{prefix}topk_idx": out.topk_idx.astype(np.int32),
             f"{prefix}topk_val": out.topk_val.astype(np.float16),
             f"{prefix}true_logit": out.true_logit.astype(np.float16),
@@ -96,7 +106,7 @@ def encode(logits: np.ndarray, labels: np.ndarray, val: tuple[np.ndarray, np.nda
         lb = np.asarray(lb, dtype=np.int64)
         return Outputs(labels=lb, logits=np.asarray(lg, np.float32)) if kind == "logits" else summarize_logits(lg, lb)
 
-    arrays = {"kind": np.array(kind), **_entries("", pack(logits, labels))}
+    arrays: dict[str, Any] = {"kind": np.array(kind), **_entries("", pack(logits, labels))}
     if val is not None:
         arrays.update(_entries("val_", pack(*val)))
     buf = io.BytesIO()
@@ -105,12 +115,10 @@ def encode(logits: np.ndarray, labels: np.ndarray, val: tuple[np.ndarray, np.nda
 
 
 def write_predictions(run_dir: Path, logits: np.ndarray, labels: np.ndarray,
-                      val: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
+                      val: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, Any]:
     """Write predictions.npz atomically; returns the record final.json keeps (file, kind, bytes, sha256)."""
-    from ltbench.results import atomic_write_bytes
-
     data, kind = encode(logits, labels, val)
-    atomic_write_bytes(Path(run_dir) / PREDICTIONS_FILE, data)
+    RunDir(Path(run_dir)).write_predictions(data)
     return {"file": PREDICTIONS_FILE, "kind": kind, "bytes": len(data),
             "sha256": hashlib.sha256(data).hexdigest(), "limit_values": LOGITS_LIMIT}
 
@@ -119,17 +127,17 @@ def _outputs(arrays: dict[str, np.ndarray], prefix: str) -> Outputs | None:
     if f"{prefix}labels" not in arrays:
         return None
 
-    def get(name: str, dtype) -> np.ndarray | None:
+    def get(name: str, dtype: type[np.generic]) -> np.ndarray | None:
         key = f"{prefix}{name}"
         return arrays[key].astype(dtype) if key in arrays else None
 
-    return Outputs(labels=get("labels", np.int64), logits=get("logits", np.float32),
+    return Outputs(labels=arrays[f"{prefix}labels"].astype(np.int64), logits=get("logits", np.float32),
                    topk_idx=get("topk_idx", np.int32), topk_val=get("topk_val", np.float32),
                    true_logit=get("true_logit", np.float32), confidence=get("confidence", np.float32),
                    confusion=get("confusion", np.int64))
 
 
-def read_predictions(run_dir: Path, final: dict) -> tuple[Outputs, Outputs | None] | None:
+def read_predictions(run_dir: Path, final: dict[str, Any]) -> tuple[Outputs, Outputs | None] | None:
     """(test, val or None) outputs of a finished run; None for a run saved before predictions existed.
 
     The file must match the SHA-256 final.json records; a mismatch, a symlink or a damaged file is an
@@ -138,7 +146,7 @@ def read_predictions(run_dir: Path, final: dict) -> tuple[Outputs, Outputs | Non
     record = final.get("predictions")
     if not isinstance(record, dict):
         return None
-    path = Path(run_dir) / PREDICTIONS_FILE
+    path = RunDir(Path(run_dir)).predictions_path
     if path.is_symlink():
         raise LtbenchError(f"{path} is a symbolic link; run files are never followed through links")
     try:

@@ -53,7 +53,7 @@ def protocol_record(spec: dict[str, Any], train_class_counts: Sequence[int], vie
     train = spec["train"]
     n = int(sum(train_class_counts))
     names = list(views) if not isinstance(views, int) else None
-    n_views = len(names) if names is not None else int(views)
+    n_views = views if isinstance(views, int) else len(views)
     per_epoch = steps_per_epoch(n, int(train["batch_size"]), world_size)
     epochs = int(train["epochs"])
     return {

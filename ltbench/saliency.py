@@ -1,7 +1,7 @@
-"""Saliency maps and box-centre locators for SMCL's saliency masking (methods spec §4.8, §4.10.2 eq. 1).
+"""Saliency maps and box-centre locators for SMCL's saliency masking (arXiv 2406.02223 Section 3.1, eq. 1).
 
 SMCL masks a box centred on the saliency peak of each image. This module gives the map, the peak and the
-three locators of the SMCL Table 3 ablation (§4.10.6): ``saliency``, ``random`` and ``center``.
+three locators of the SMCL Table 3 ablation (Section 4.4): ``saliency``, ``random`` and ``center``.
 
 Inputs are batched images ``[N, C, H, W]`` with C = 3 (RGB) or C = 1 (grayscale), either ``uint8`` or
 floating point holding *un-normalised* pixels in [0, 1]. All outputs live on the images' device.
@@ -12,7 +12,7 @@ Operators (``method``)
     OpenCV ``cv2.saliency.StaticSaliencyFineGrained`` (Montabone & Soto), the operator SaliencyMix uses and
     SMCL cites. One detector is created lazily and reused. The batch goes to the host in a single copy (the
     only host sync, OpenCV needs host memory) and ``computeSaliency`` runs image by image. What OpenCV
-    receives depends on ``input_repr`` (spec §4.10.3 C):
+    receives depends on ``input_repr`` (docs/methods.md §SMCL, row C):
 
     * ``input_repr="uint8"`` (default): a C-contiguous ``uint8`` array, ``H x W x 3`` for RGB with the
       channels in stored (RGB) order, no BGR swap (OpenCV then applies its BGR->gray weights to RGB data,
@@ -40,7 +40,8 @@ Operators (``method``)
     gives a map with period 4 along columns (a constant uint8 image gives an all-zero map); on 200 random
     CIFAR-normalised images the peak never fell on a column with ``x % 4 == 3`` (the sign/exponent byte,
     at most 0xC0 for |v| < 4). The
-    ``normalized`` map is therefore a byte-level pattern, not the image's saliency (spec §4.8, §4.10.3 C).
+    ``normalized`` map is therefore a byte-level pattern, not the image's saliency (docs/methods.md
+    §SaliencyMix saliency).
 
     Following SaliencyMix, OpenCV's float map in [0, 1] is quantised with ``(map * 255).astype(uint8)``
     (numpy float32 product, truncation) before the argmax. The returned maps are those uint8 values
@@ -48,14 +49,14 @@ Operators (``method``)
 
 ``"spectral-residual"``
     Hou & Zhang (CVPR 2007) spectral residual, batched on the device with ``torch.fft`` and no host sync
-    (recipe of perf-anchors §1.4/§4.3): Rec.601 gray (0.299 R + 0.587 G + 0.114 B) -> ``fft2`` -> log
+    (the steps of Hou & Zhang's paper): Rec.601 gray (0.299 R + 0.587 G + 0.114 B) -> ``fft2`` -> log
     amplitude minus its 3 x 3 local mean (``avg_pool2d``; circular padding because the DFT is periodic;
     for real images this equals reflect padding at the zero-frequency border) -> ``ifft2`` of
     ``exp(residual) * exp(i * phase)`` -> squared magnitude -> 5 x 5 Gaussian blur, sigma = 1 px
     (``conv2d``, replicate padding) -> per-image min-max to [0, 1] (an all-constant map becomes 0).
     The map is computed at the image's own resolution (Hou & Zhang work at 64 x 64; no resizing here)
     and is invariant to a global gain of the gray image. It is a different saliency map from the OpenCV
-    one (perf-anchors §2.4), a documented option, not a substitute.
+    one (a different operator with other peaks), a documented option, not a substitute.
 
 Peak and locators
 -----------------
@@ -86,12 +87,18 @@ import functools
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from ltbench.device_constants import device_constant
+from ltbench.lazy import no_grad
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn.functional as F
+else:  # torch on first use: the methods that import this module are read without it (ltbench/lazy.py)
+    from ltbench.lazy import F, torch
 
 __all__ = [
     "INPUT_REPRS",
@@ -152,7 +159,8 @@ def _as_uint8(images: torch.Tensor) -> torch.Tensor:
     return images.to(torch.float32).mul(255).round_().clamp_(0, 255).to(torch.uint8)
 
 
-def _channel_stats(values: Sequence[float] | None, default: tuple[float, ...], channels: int, what: str):
+def _channel_stats(values: Sequence[float] | None, default: tuple[float, ...], channels: int,
+                   what: str) -> tuple[float, ...]:
     if values is None:
         if channels != len(default):
             raise ValueError(
@@ -166,25 +174,26 @@ def _channel_stats(values: Sequence[float] | None, default: tuple[float, ...], c
     return values
 
 
-def _normalized(images: torch.Tensor, mean, std) -> torch.Tensor:
+def _normalized(images: torch.Tensor, mean: Sequence[float] | None, std: Sequence[float] | None) -> torch.Tensor:
     channels = images.shape[1]
-    mean = _channel_stats(mean, SALIENCYMIX_CIFAR_MEAN, channels, "mean")
-    std = _channel_stats(std, SALIENCYMIX_CIFAR_STD, channels, "std")
+    mean_c = _channel_stats(mean, SALIENCYMIX_CIFAR_MEAN, channels, "mean")
+    std_c = _channel_stats(std, SALIENCYMIX_CIFAR_STD, channels, "std")
     x = _as_unit_float(images)
-    m = device_constant(mean, x.device, torch.float32).view(1, -1, 1, 1)
-    s = device_constant(std, x.device, torch.float32).view(1, -1, 1, 1)
+    m = device_constant(mean_c, x.device, torch.float32).view(1, -1, 1, 1)
+    s = device_constant(std_c, x.device, torch.float32).view(1, -1, 1, 1)
     return x.sub(m).div(s)  # torchvision Normalize order: subtract, then divide (float32)
 
 
 _local = threading.local()
 
 
-def _fine_grained_detector():
+def _fine_grained_detector() -> Any:  # a cv2.saliency.StaticSaliencyFineGrained
     """One OpenCV detector per thread (a detector object is not shared across threads)."""
     if not hasattr(_local, "detector"):
         import cv2  # lazy: spectral residual and the other locators do not need OpenCV
 
-        _local.detector = cv2.saliency.StaticSaliencyFineGrained_create()
+        # contrib-only API, absent from the stubs opencv ships (they cover the main modules)
+        _local.detector = cv2.saliency.StaticSaliencyFineGrained_create()  # type: ignore[attr-defined]
     return _local.detector
 
 
@@ -193,7 +202,8 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     return ThreadPoolExecutor(workers, thread_name_prefix="ltbench-saliency")
 
 
-def _fine_grained(images: torch.Tensor, input_repr: str, mean, std, workers: int | None = None) -> torch.Tensor:
+def _fine_grained(images: torch.Tensor, input_repr: str, mean: Sequence[float] | None, std: Sequence[float] | None,
+                  workers: int | None = None) -> torch.Tensor:
     """OpenCV's maps, one image at a time, split over `workers` threads (default: torch's intra-op
     thread count). OpenCV releases the GIL inside computeSaliency, so the threads overlap; each image's
     map is the same whatever the split (docs/performance.md: 21-23 ms -> ~18 ms a batch on 2 cores)."""
@@ -250,7 +260,7 @@ def _spectral_residual(images: torch.Tensor) -> torch.Tensor:
     return (sal - lo) / (hi - lo).clamp_min(torch.finfo(torch.float32).tiny)
 
 
-@torch.no_grad()
+@no_grad
 def saliency_maps(
     images: torch.Tensor,
     method: str = "fine-grained",
@@ -295,7 +305,7 @@ def peak(maps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.div(flat_idx, w, rounding_mode="floor"), torch.remainder(flat_idx, w)
 
 
-@torch.no_grad()
+@no_grad
 def locate(
     images: torch.Tensor,
     locator: str = "saliency",
@@ -359,7 +369,8 @@ def content_boxes(images: torch.Tensor) -> torch.Tensor:
     return torch.stack([top, bottom, left, right], dim=1)
 
 
-def _content_peaks(images: torch.Tensor, method: str, input_repr: str, mean, std) -> tuple[torch.Tensor, torch.Tensor]:
+def _content_peaks(images: torch.Tensor, method: str, input_repr: str, mean: Sequence[float] | None,
+                   std: Sequence[float] | None) -> tuple[torch.Tensor, torch.Tensor]:
     """Peaks of the maps of each image's content box, in full-image coordinates (one batched map call per
     content-box size)."""
     n, _, h, w = images.shape

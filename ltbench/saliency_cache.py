@@ -1,4 +1,4 @@
-"""Saliency computed once per training image and moved through each view's geometry (perf-anchors §4.3).
+"""Saliency computed once per training image and moved through each view's geometry (docs/performance.md).
 
 Also `fine_grained_threaded`: the default OpenCV maps with an explicit thread count.
 
@@ -95,7 +95,7 @@ class SaliencyBank:
 
     @classmethod
     def build(cls, images: torch.Tensor, method: str = "fine-grained", input_repr: str = "uint8",
-              chunk: int = 1024, **stats) -> SaliencyBank:
+              chunk: int = 1024, **stats: Sequence[float] | None) -> SaliencyBank:
         return cls(precompute_maps(images, method, input_repr, chunk, **stats))
 
     def __len__(self) -> int:

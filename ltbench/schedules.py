@@ -1,4 +1,4 @@
-"""Learning-rate schedules as pure functions of the 0-based epoch (resume-safe, spec §3).
+"""Learning-rate schedules as pure functions of the 0-based epoch (resume-safe; docs/methods.md §Schedules).
 
 Milestones are stored resolved (in epochs) in every run spec; the presets place them at the
 reference's fractions of training, so `--epochs 20` keeps the shape of the 200-epoch recipe.

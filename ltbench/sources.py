@@ -79,7 +79,7 @@ class _ImageReader(torch.utils.data.Dataset):
         self.cache = cache
         self._memmap = None
 
-    def __getstate__(self) -> dict:
+    def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_memmap": None}  # every worker opens its own memory map
 
     def __len__(self) -> int:

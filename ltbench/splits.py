@@ -49,7 +49,7 @@ def _show(r: float) -> str:
 
 
 def split_summary(dataset: str, ratio: Any, profile: str = "exp", max_per_class: int | None = None,
-                  split_dir: Path | None = None, data_dir: Path | None = None, class_order: int = 0) -> dict:
+                  split_dir: Path | None = None, data_dir: Path | None = None, class_order: int = 0) -> dict[str, Any]:
     """Counts, total and group sizes under every shot rule, computed from the formula alone.
 
     A fixed split (imagenet-lt) takes its counts from its split folder instead (the train list, else

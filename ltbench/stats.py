@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -38,7 +39,7 @@ def t975(df: int) -> float:
     return T975[max(k for k in T975 if k <= df)]
 
 
-def _t_dist():
+def _t_dist() -> Any:
     try:
         from scipy import stats
     except ImportError:  # pragma: no cover - scipy is a dependency of the venv

@@ -12,8 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ltbench.errors import LtbenchError
-
-TB_DIR = "tensorboard"
+from ltbench.rundir import RunDir
 
 
 class NullTracker:
@@ -43,7 +42,7 @@ class TensorBoardTracker:
             from torch.utils.tensorboard import SummaryWriter
         except ImportError:
             raise LtbenchError("--tensorboard needs the tensorboard package: pip install tensorboard") from None
-        self.writer = SummaryWriter(log_dir=str(Path(run_dir) / TB_DIR))
+        self.writer = SummaryWriter(log_dir=str(RunDir(Path(run_dir)).tensorboard_path))
 
     def log(self, row: dict[str, Any]) -> None:
         step = int(row["epoch"])
@@ -57,7 +56,7 @@ class TensorBoardTracker:
         self.writer.close()
 
 
-def make_tracker(kind: str | None, run_dir: Path):
+def make_tracker(kind: str | None, run_dir: Path) -> NullTracker | TensorBoardTracker:
     """None -> a tracker that does nothing; 'tensorboard' -> TensorBoardTracker."""
     if not kind:
         return NullTracker()

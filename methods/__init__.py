@@ -1,6 +1,7 @@
 """Methods: one file each; importing a module registers its names. Add one import line per new file."""
 
-from ltbench.methods import (  # noqa: F401
+# relative: mypy checks these files as the package `methods` (pyproject.toml [tool.mypy])
+from . import (  # noqa: F401
     balanced_softmax,
     bcl,
     cb_focal,
@@ -9,6 +10,7 @@ from ltbench.methods import (  # noqa: F401
     cutmix,
     erm,
     ldam,
+    logit_adjust,
     mixup,
     smcl,
 )

@@ -1,16 +1,22 @@
-"""Balanced Softmax (Ren et al. 2020): cross-entropy on logits + log class prior (spec §4.7 BS variant)."""
+"""Balanced Softmax (Ren et al. 2020): cross-entropy on logits + log class prior (CMO's "BS" variant)."""
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from ltbench.losses import balanced_softmax_loss
-from ltbench.method import Batch, Method, StepOutput
+from ltbench.method import BaseHparams, Batch, Method, StepOutput
 from ltbench.registry import register_method
 
+if TYPE_CHECKING:
+    import torch
+else:  # torch on first use (ltbench/lazy.py)
+    from ltbench.lazy import torch
 
-@register_method("balanced-softmax", "Balanced Softmax: CE on logits + log prior (no re-weighting)")
-class BalancedSoftmax(Method):
+
+@register_method("balanced-softmax", "Balanced Softmax: CE on logits + log prior (no re-weighting)",
+                 paper_label="Balanced Softmax")
+class BalancedSoftmax(Method[BaseHparams]):
     description = "Balanced Softmax"
 
     def __init__(self, hp, services):

@@ -22,19 +22,21 @@ BCL trains 90 epochs on ImageNet-LT; here the preset's epochs apply (100 under `
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
-
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 from ltbench.bounds import bounded
 from ltbench.errors import LtbenchError
 from ltbench.losses_balanced import balanced_contrastive_loss, log_prior, logit_adjusted
 from ltbench.method import BaseHparams, Batch, Method, StepOutput
 from ltbench.models import ModelOptions
+from ltbench.pipelines import PipelineName
 from ltbench.registry import register_method
 
-ViewName = Literal["standard", "cutout", "sim", "autoaug", "randaug", "none"]
+if TYPE_CHECKING:
+    import torch
+    import torch.nn.functional as F
+else:  # torch on first use (ltbench/lazy.py)
+    from ltbench.lazy import F, torch
 
 
 @dataclass
@@ -48,9 +50,11 @@ class BCLHparams(BaseHparams):
     prototypes: bool = True  # class-complement prototypes in BalSCL (false: an ablation)
     head_hidden: int = field(default=512, metadata=bounded(ge=1))
     feat_dim: int = field(default=128, metadata=bounded(ge=1))
-    view_cls: ViewName = "autoaug"  # the classification view
-    view_con: ViewName = "sim"  # the two contrastive views
+    view_cls: PipelineName = "autoaug"  # the classification view
+    view_con: PipelineName = "sim"  # the two contrastive views
 
+
+BH = TypeVar("BH", bound=BCLHparams)  # BCL[ConCutMixHparams]: ConCutMix extends BCL
 
 BCL_TRAIN = {"batch_size": 256, "lr": 0.15, "weight_decay": 5e-4, "schedule": "smcl-step"}
 BCL_TRAIN_IMAGENET = {"batch_size": 256, "lr": 0.1, "weight_decay": 5e-4, "schedule": "cosine"}
@@ -58,8 +62,9 @@ BCL_IMAGENET = {"w_ce": 1.0, "w_bcl": 0.35, "temperature": 0.07, "head_hidden": 
                 "view_cls": "randaug"}
 
 
-@register_method("bcl", "Balanced Contrastive Learning: logit-adjusted CE + balanced SupCon with class prototypes")
-class BCL(Method):
+@register_method("bcl", "Balanced Contrastive Learning: logit-adjusted CE + balanced SupCon with class prototypes",
+                 paper_label="BCL")
+class BCL(Method[BH]):
     Hparams = BCLHparams
     description = "BCL"
     family_defaults = {"imagenet": BCL_IMAGENET}

@@ -1,4 +1,4 @@
-"""Class-balanced focal loss (Cui et al. 2019; spec §4.4 [C]).
+"""Class-balanced focal loss (Cui et al. CVPR 2019; richardaecn/class-balanced-loss [C]).
 
 Default `variant=sigmoid`, the original: per-class sigmoid focal loss over one-hot targets, alpha_t =
 the class-balanced weight of the example's class (beta 0.9999, sum = C) from the first epoch, summed
@@ -12,14 +12,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Literal
-
-import torch
+from typing import TYPE_CHECKING, Any, Literal
 
 from ltbench.bounds import bounded
 from ltbench.losses import class_balanced_weights, focal_loss, sigmoid_focal_cb_loss
 from ltbench.method import BaseHparams, Batch, Method, StepOutput
 from ltbench.registry import register_method
+
+if TYPE_CHECKING:
+    import torch
+else:  # torch on first use (ltbench/lazy.py)
+    from ltbench.lazy import torch
 
 
 @dataclass
@@ -29,8 +32,9 @@ class CBFocalHparams(BaseHparams):
     gamma: float = field(default=1.0, metadata=bounded(ge=0))
 
 
-@register_method("cb-focal", "class-balanced focal loss (sigmoid, Cui et al.; beta 0.9999, gamma 1)")
-class CBFocal(Method):
+@register_method("cb-focal", "class-balanced focal loss (sigmoid, Cui et al.; beta 0.9999, gamma 1)",
+                 paper_label="CB Focal")
+class CBFocal(Method[CBFocalHparams]):
     Hparams = CBFocalHparams
     description = "CB Focal"
 

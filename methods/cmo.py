@@ -1,4 +1,4 @@
-"""CMO: context-rich minority oversampling (Park et al. 2022; spec §4.7 [C]).
+"""CMO: context-rich minority oversampling (Park et al. CVPR 2022, arXiv 2112.00412; naver-ai/cmo `cifar_train.py` [C]).
 
 Background images come from the usual instance-uniform batch; foreground images from a second,
 minority-weighted batch that the trainer's sampler service draws (per-sample weight n_y^-alpha,
@@ -11,11 +11,14 @@ lambda recomputed from the clipped box; loss = lam * CE(y_bg) + (1 - lam) * CE(y
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ltbench.bounds import bounded
-from ltbench.method import Batch, StepOutput
 from ltbench.mixing import MixHparams, MixingMethod
 from ltbench.registry import register_method
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
@@ -24,22 +27,17 @@ class CMOHparams(MixHparams):
     weighted_alpha: float = field(default=1.0, metadata=bounded(ge=0))
 
 
-@register_method("drw+cmo", "CMO with deferred re-weighting (CMO README recipe; SMCL Table 1)", drw=True)
-@register_method("cmo", "CMO: paste minority-weighted foregrounds into instance-uniform backgrounds")
-class CMO(MixingMethod):
+@register_method("drw+cmo", "CMO with deferred re-weighting (CMO README recipe; SMCL Table 1)",
+                 paper_label="DRW+CMO", drw=True)
+@register_method("cmo", "CMO: paste minority-weighted foregrounds into instance-uniform backgrounds", paper_label="CMO")
+class CMO(MixingMethod[CMOHparams]):
     Hparams = CMOHparams
     description = "CMO"
 
-    def training_step(self, batch: Batch) -> StepOutput:
-        (x,) = batch.views
-        y = batch.labels
-        if not self.mix_now():
-            ((logits, _),) = self.sv.forward([x])
-            return StepOutput(self.ce(logits, y))
+    def mix(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, float]:
         fg_images, y_fg = self.sv.draw("cmo", x.shape[0], alpha=self.hp.weighted_alpha)
         fg = self.sv.augment(self.views()[0], fg_images)
         top, left, bottom, right, lam = self.random_box(self.draw_lambda())
         mixed = x.clone()
         mixed[:, :, top:bottom, left:right] = fg[:, :, top:bottom, left:right]
-        ((logits, _),) = self.sv.forward([mixed])
-        return StepOutput(self.mixed_ce(logits, y, y_fg, lam))
+        return mixed, y_fg, lam

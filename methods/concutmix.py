@@ -28,16 +28,21 @@ default). `data_seed=10` reproduces CCM's logged subset; the default subset stay
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
-import torch
-from ltbench.methods.bcl import BCL, BCL_IMAGENET, BCL_TRAIN, BCL_TRAIN_IMAGENET, BCLHparams
+from typing import TYPE_CHECKING, Any
 
 from ltbench.augment import cutmix_box
 from ltbench.bounds import bounded
 from ltbench.losses_balanced import rectified_labels, soft_cross_entropy
-from ltbench.method import Batch, StepOutput, epoch_fraction
+from ltbench.method import Batch, EpochFraction, StepBranch, StepOutput, epoch_fraction
+from ltbench.mixing import mixing_branches
 from ltbench.registry import register_method
+
+from .bcl import BCL, BCL_IMAGENET, BCL_TRAIN, BCL_TRAIN_IMAGENET, BCLHparams
+
+if TYPE_CHECKING:
+    import torch
+else:  # torch on first use (ltbench/lazy.py)
+    from ltbench.lazy import torch
 
 # CCM run_files: logit-adjustment tau per (number of classes >= 100, imbalance ratio)
 LA_TAU = {(True, 100): 0.9, (True, 50): 0.75, (True, 10): 1.0, (False, 100): 0.85}
@@ -53,19 +58,20 @@ class ConCutMixHparams(BCLHparams):
     omega: float | None = field(default=None, metadata=bounded(ge=0))  # None: 20/255 (>= 100 classes) or 2/255
 
 
-@register_method("concutmix", "ConCutMix: BCL + CutMix with labels rectified by contrastive similarity")
-class ConCutMix(BCL):
+@register_method("concutmix", "ConCutMix: BCL + CutMix with labels rectified by contrastive similarity",
+                 paper_label="ConCutMix")
+class ConCutMix(BCL[ConCutMixHparams]):
     Hparams = ConCutMixHparams
     description = "ConCutMix"
-    family_defaults = {"imagenet": {**BCL_IMAGENET, "la_tau": 0.99, "omega": 200 / 255}}
+    # l_d_warm: CCM's ImageNet-LT script starts rectifying at 70 of 100 epochs (CIFAR: 100 of 200, the field's 0.5)
+    family_defaults = {"imagenet": {**BCL_IMAGENET, "la_tau": 0.99, "omega": 200 / 255,
+                                    "l_d_warm": EpochFraction(0.7)}}
     train_defaults = {"cifar": BCL_TRAIN, "imagenet": BCL_TRAIN_IMAGENET}
 
     @classmethod
-    def resolve_hparams(cls, values: dict[str, Any], epochs: int) -> dict[str, Any]:
-        out = super().resolve_hparams(values, epochs)
-        if values.get("l_d_warm") is None and out.get("view_cls") == "randaug":  # the ImageNet-LT recipe:
-            out["l_d_warm"] = round(0.7 * epochs)  # CCM 70 of 100 (CIFAR: 100 of 200, the field's fraction)
-        return out
+    def step_branches(cls, hparams: dict[str, Any], epochs: int) -> list[StepBranch]:
+        """Mixed and plain (BCL) batches; ConCutMix mixes in every epoch (no window)."""
+        return mixing_branches(hparams, epochs)
 
     def __init__(self, hp, services):
         super().__init__(hp, services)

@@ -1,4 +1,4 @@
-"""LDAM (-DRW): label-distribution-aware margins on a cosine classifier (Cao et al. 2019; spec §4.3 [C]).
+"""LDAM (-DRW): label-distribution-aware margins on a cosine classifier (Cao et al. 2019; kaidic/LDAM-DRW [C]).
 
 NormedLinear logits; subtract m_y = K / n_y^(1/4) (max 0.5) from the true-class logit, scale all
 logits by s = 30, cross-entropy; `ldam-drw` adds the class-balanced DRW weights from 80 % of training.
@@ -21,9 +21,10 @@ class LDAMHparams(BaseHparams):
     s: float = field(default=30.0, metadata=bounded(gt=0))
 
 
-@register_method("ldam-drw", "LDAM margins + cosine classifier, deferred re-weighting (LDAM-DRW)", drw=True)
+@register_method("ldam-drw", "LDAM margins + cosine classifier, deferred re-weighting (LDAM-DRW)",
+                 paper_label="LDAM-DRW", drw=True)
 @register_method("ldam", "LDAM margins + cosine classifier, no re-weighting")
-class LDAM(Method):
+class LDAM(Method[LDAMHparams]):
     Hparams = LDAMHparams
     description = "LDAM"
 

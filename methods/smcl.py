@@ -1,11 +1,13 @@
 """SCL and SMCL: joint cross-entropy + supervised contrastive learning, with saliency masking (SMCL).
 
-SMCL (arXiv 2406.02223) has no official code; this follows the reconstruction in spec §4.10 and
-makes every unrecoverable choice (the spec's table A-S) a hyperparameter with the spec's default.
+SMCL (arXiv 2406.02223) has no official code; this follows the reconstruction in docs/methods.md §SMCL
+and makes every choice the paper leaves open (that section's rows A-S, cited below by letter; [C]/[I]/[U]
+say how sure a value is, docs/methods.md) a hyperparameter with the default explained there.
 
-Per iteration (spec §4.10.4): two views x1 (crop + flip + CutOut) and x2 (SimAugment) of each source
-image. A batch is *masked* with probability `mask_prob` from `mask_start_epoch` on; otherwise it is
-a plain SCL step: L = w_ce * CE(x1, x2) + w_sc * SupCon({f1, f2}). In a masked batch:
+Per iteration (SMCL Section 3.3 as read in docs/methods.md §SMCL): two views x1 (crop + flip + CutOut)
+and x2 (SimAugment) of each source image. A batch is *masked* with probability `mask_prob` from
+`mask_start_epoch` on; otherwise it is a plain SCL step: L = w_ce * CE(x1, x2) + w_sc * SupCon({f1, f2}).
+In a masked batch:
   1. a target image per source from the `target_sampler` (default class-level p_k ∝ 1/E_k, eq. 3),
      augmented into xt1, xt2 with the same two pipelines;
   2. lam~ ~ Beta(mask_beta, mask_beta) once per batch; a box of side sqrt(1 - lam~) centred on each
@@ -19,45 +21,58 @@ a plain SCL step: L = w_ce * CE(x1, x2) + w_sc * SupCon({f1, f2}). In a masked b
      L = w_ce L_MCE + w_sc L_MSC. DRW weights act on the CE terms only (R).
 
 `scl` / `scl+drw` are this recipe with masking off (mask_prob = 0), the SCL rows of SMCL's tables
-(spec §4.9: one-stage joint CE + SupCon, SMCL's own ablated baseline).
+(docs/methods.md §SupCon and SCL: one-stage joint CE + SupCon, SMCL's own ablated baseline).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Literal
-
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING, Any, Literal
 
 from ltbench.augment import box_masks
 from ltbench.bounds import bounded
 from ltbench.device_constants import device_constant
 from ltbench.losses import supcon_loss
-from ltbench.method import BaseHparams, Batch, Method, StepOutput, epoch_fraction, reset_to_default
+from ltbench.method import (
+    BaseHparams,
+    Batch,
+    Method,
+    StepBranch,
+    StepOutput,
+    epoch_fraction,
+    reset_to_default,
+    two_branches,
+)
 from ltbench.model_saliency import box_mass_share, class_activation_maps
 from ltbench.models import ModelOptions
-from ltbench.registry import register_method
+from ltbench.pipelines import PipelineName
+from ltbench.registry import PaperAblation, register_method
 from ltbench.saliency import locate, peak
+
+if TYPE_CHECKING:
+    import torch
+    import torch.nn.functional as F
+else:  # torch on first use (ltbench/lazy.py)
+    from ltbench.lazy import F, torch
 
 
 @dataclass
 class SMCLHparams(BaseHparams):
     w_ce: float = field(default=1.0, metadata=bounded(ge=0))  # K [U]
-    w_sc: float = field(default=0.3, metadata=bounded(ge=0))  # K [U]: mu = 0.3 is the only surviving hint (seed 002)
+    w_sc: float = field(default=0.3, metadata=bounded(ge=0))  # K [U]: mu = 0.3, from a third-party summary
     temperature: float = field(default=0.1, metadata=bounded(gt=0))  # L [U]
     # None: = temperature (no hidden tau/tau_base scale)
     base_temperature: float | None = field(default=None, metadata=bounded(gt=0))
     head_hidden: int = field(default=512, metadata=bounded(ge=1))  # M [U]
     feat_dim: int = field(default=128, metadata=bounded(ge=1))
-    view1: Literal["standard", "cutout", "sim", "randaug", "none"] = "cutout"  # O: crop + flip + CutOut(1x16)
-    view2: Literal["standard", "cutout", "sim", "randaug", "none"] = "sim"  # O: SimAugment (SupCon CIFAR, no blur)
+    view1: PipelineName = "cutout"  # O: crop + flip + CutOut(1x16)
+    view2: PipelineName = "sim"  # O: SimAugment (SupCon CIFAR, no blur)
     mask_prob: float = field(default=0.2, metadata=bounded(ge=0, le=1))  # F: per batch
     mask_start_epoch: int | None = field(default=None, metadata={**epoch_fraction(0.8), **bounded(ge=0)})  # 160 of 200
     mask_fill: Literal["erase", "paste-target"] = "erase"  # A
     # Table 3; "model-saliency": the peak of the current model's class activation map (ltbench.model_saliency)
     mask_locator: Literal["saliency", "random", "center", "model-saliency"] = "saliency"
-    # "saliency": each view's SupCon terms weighted by the model-saliency mass it keeps (seed 004, adapted)
+    # "saliency": each view's SupCon terms weighted by the model-saliency mass it keeps (arXiv 2302.11461, adapted)
     supcon_weighting: Literal["none", "saliency"] = "none"
     saliency: Literal["fine-grained", "spectral-residual"] = "fine-grained"  # SaliencyMix's operator
     saliency_input: Literal["uint8", "normalized"] = "uint8"  # C
@@ -108,16 +123,29 @@ def _drop_masking_noops(out: dict[str, Any], epochs: int) -> None:
 
 
 SMCL_TRAIN = {"batch_size": 256, "schedule": "smcl-step"}
-# ImageNet-LT (spec §3.3 / §4.10.5 [C]): batch 256, SGD wd 5e-4, cosine without warm-up (row Q), 100 epochs
+# ImageNet-LT (SMCL Section 4.2 [C]): batch 256, SGD wd 5e-4, cosine without warm-up (row Q), 100 epochs
 SMCL_TRAIN_IMAGENET = {"batch_size": 256, "weight_decay": 5e-4, "schedule": "cosine"}
 
 
-@register_method("drw+smcl", "SMCL with deferred re-weighting on the CE terms (SMCL Table 1)", drw=True)
-@register_method("smcl", "Saliency Masked Contrastive Learning (reconstructed, spec 4.10)")
-@register_method("scl+drw", "SCL with deferred re-weighting (SCL-DRW row)", drw=True, mask_prob=0.0)
-@register_method("scl", "joint CE + supervised contrastive loss, two views (SMCL without masking)",
+def _contrastive_rows(label: str) -> PaperAblation:
+    """SMCL Table 4: the contrastive term off (w_sc = 0) or at the CIFAR weight 0.3 (row K), per method row."""
+    return PaperAblation("w_sc", ((0.0, f"cross-entropy only ({label})"), (0.3, f"with contrastive ({label})")))
+
+
+# SMCL Table 3 (where the mask goes) is DRW+SMCL's; Table 4 has an SMCL and a DRW+SMCL row per variant
+MASKING_ROWS = PaperAblation("mask_locator", (("random", "random"), ("center", "center"), ("saliency", "saliency")))
+
+
+@register_method("drw+smcl", "SMCL with deferred re-weighting on the CE terms (SMCL Table 1)",
+                 paper_label="DRW+SMCL", drw=True,
+                 paper_ablations={"masking": MASKING_ROWS, "contrastive": _contrastive_rows("DRW+SMCL")})
+@register_method("smcl", "Saliency Masked Contrastive Learning (reconstructed, docs/methods.md)", paper_label="SMCL",
+                 paper_ablations={"contrastive": _contrastive_rows("SMCL")})
+@register_method("scl+drw", "SCL with deferred re-weighting (SCL-DRW row)",
+                 paper_label="SCL-DRW", drw=True, mask_prob=0.0)
+@register_method("scl", "joint CE + supervised contrastive loss, two views (SMCL without masking)", paper_label="SCL",
                  mask_prob=0.0)
-class SMCL(Method):
+class SMCL(Method[SMCLHparams]):
     Hparams = SMCLHparams
     description = "SMCL"
     family_defaults = {"imagenet": {"w_sc": 0.35, "temperature": 0.07, "mask_prob": 0.4,
@@ -131,6 +159,16 @@ class SMCL(Method):
             out["base_temperature"] = out["temperature"]
         _drop_masking_noops(out, epochs)
         return out
+
+    @classmethod
+    def step_branches(cls, hparams: dict[str, Any], epochs: int) -> list[StepBranch]:
+        """Masked batches (probability mask_prob from mask_start_epoch on) and plain SCL steps."""
+        prob = hparams.get("mask_prob", 0.0)
+        if not prob > 0:  # SCL: every step is a plain one
+            return super().step_branches(hparams, epochs)
+        start = hparams.get("mask_start_epoch", 0) or 0
+        return two_branches("masked", prob, {"mask_prob": 1.0, "mask_start_epoch": 0}, {"mask_prob": 0.0},
+                            start, epochs, epochs)
 
     def model_options(self) -> ModelOptions:
         return ModelOptions(projection=True, head_hidden=self.hp.head_hidden, feat_dim=self.hp.feat_dim)

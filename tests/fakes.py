@@ -15,7 +15,6 @@ import torch
 import torch.nn.functional as F
 
 from ltbench.data.sampling import class_sampling_probabilities
-from ltbench.method import TrainerServices
 
 COUNTS = [40, 20, 10, 5]
 
@@ -54,8 +53,11 @@ def pattern_images(n: int, size: tuple[int, int], seed: int, channels: int = 3) 
     return images
 
 
-class FakeServices(TrainerServices):
-    """Just enough of the trainer for one step, deterministic, with a model whose outputs depend on the input."""
+class FakeServices:
+    """Just enough of the trainer for one step, deterministic, with a model whose outputs depend on the input.
+
+    Structurally a `TrainerServices` (no base class, so a member the protocol gains and this fake lacks
+    fails tests/test_step_branches.py instead of inheriting a stub)."""
 
     def __init__(self, num_classes: int = 4, image: tuple[int, int] = (8, 8), epochs: int = 10, seed: int = 0,
                  model: torch.nn.Module | None = None):

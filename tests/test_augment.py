@@ -1,4 +1,4 @@
-"""Tests for ltbench.augment: batched, per-sample augmentation (spec §3.1, §4.6, §5.1, §5.2)."""
+"""Tests for ltbench.augment: batched, per-sample augmentation (docs/methods.md §Augmentations)."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def test_paste_is_where():
 
 
 # --------------------------------------------------------------------------------------------------
-# random crop + flip (spec §3.1)
+# random crop + flip (LDAM-DRW cifar_train.py)
 # --------------------------------------------------------------------------------------------------
 
 
@@ -121,7 +121,7 @@ def test_random_crop_flip_reproducible():
 
 
 # --------------------------------------------------------------------------------------------------
-# CutOut (spec §5.1)
+# CutOut (uoguelph-mlrg/Cutout util/cutout.py)
 # --------------------------------------------------------------------------------------------------
 
 
@@ -177,7 +177,7 @@ def test_cutout_two_holes_uint8_and_reproducible():
 
 
 # --------------------------------------------------------------------------------------------------
-# CutMix / CMO box (spec §4.6) and per-sample boxes
+# CutMix / CMO box (CMO cifar_train.py rand_bbox) and per-sample boxes
 # --------------------------------------------------------------------------------------------------
 
 
@@ -239,7 +239,7 @@ def test_box_masks_and_paste_compose():
 
 
 # --------------------------------------------------------------------------------------------------
-# SimAugment pieces (spec §5.2)
+# SimAugment pieces (SupContrast main_supcon.py)
 # --------------------------------------------------------------------------------------------------
 
 

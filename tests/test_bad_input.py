@@ -15,7 +15,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from ltbench import results as results_mod
+from ltbench import rundir as rundir_mod
 from ltbench.cli import app
 
 runner = CliRunner()
@@ -53,7 +53,7 @@ class _Payload:
 def _plant_runs(tmp: Path) -> None:
     """Started runs (spec.json, no final.json) of the TINY run, each with one planted file, under tmp/evil-*."""
     from ltbench.config import build_spec
-    from ltbench.results import atomic_write_json
+    from ltbench.files import atomic_write_json
     from ltbench.train import run_directory
 
     spec = build_spec("erm", "shapes", 10, 0, "paper", TINY_SPEC)
@@ -277,15 +277,14 @@ def test_the_pickled_payload_would_have_run(sandbox):
 
 def test_a_full_disk_is_one_line_and_keeps_finished_runs(sandbox, monkeypatch):
     """ENOSPC on the first checkpoint: one line, exit 2, the other runs untouched, no final.json."""
-    real = results_mod.atomic_write_bytes
+    real = rundir_mod.atomic_write_bytes
 
     def full_disk(path, data):
         if Path(path).name == "last.pt":
             raise OSError(errno.ENOSPC, "No space left on device", str(path))
         return real(path, data)
 
-    monkeypatch.setattr(results_mod, "atomic_write_bytes", full_disk)
-    monkeypatch.setattr("ltbench.train.atomic_write_bytes", full_disk)
+    monkeypatch.setattr(rundir_mod, "atomic_write_bytes", full_disk)  # RunDir writes last.pt
     others = _snapshot(sandbox["results"])
     result = runner.invoke(app, ["run", "-m", "erm", *TINY, "--results-dir", str(sandbox["results"])])
     assert result.exit_code == 2, result.output

@@ -10,12 +10,12 @@ import pytest
 from scipy import stats
 from typer.testing import CliRunner
 
-from ltbench.badges import RULE, badge
-from ltbench.badges import apply as apply_badges
 from ltbench.cli import app
 from ltbench.grid import load_grid
 from ltbench.report import build_table, collect, render_csv, render_markdown
-from ltbench.report_compact import render_compact_markdown
+from ltbench.report.badges import RULE, badge
+from ltbench.report.badges import apply as apply_badges
+from ltbench.report.compact import render_compact_markdown
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
@@ -53,8 +53,6 @@ def test_no_badge_with_one_seed_or_no_paper_number():
 
 
 def _table():
-    from ltbench.report import _console_warn  # noqa: F401  (the fixture grid warns about nothing)
-
     return build_table(collect(FIXTURES / "runs"), load_grid(FIXTURES / "grid.yaml"), name="table")
 
 

@@ -13,10 +13,10 @@ from ltbench.methods.bcl import BCL, BCLHparams
 
 from ltbench.config import build_spec
 from ltbench.errors import LtbenchError
+from ltbench.files import read_jsonl
 from ltbench.losses_balanced import balanced_contrastive_loss, log_prior, logit_adjusted
 from ltbench.method import Batch, TrainerServices
 from ltbench.models import build_model
-from ltbench.results import read_jsonl
 from ltbench.train import RuntimeOptions, run_directory, train
 
 # ----- literal formulas (loops over anchors, written from the papers) ------------------------------

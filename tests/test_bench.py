@@ -11,7 +11,7 @@ import math
 from typer.testing import CliRunner
 
 from ltbench.bench import BenchOptions, run_bench
-from ltbench.cli_bench import app
+from ltbench.cli import app
 
 TINY_BENCH = {"backbone": "resnet8", "max_per_class": 100}  # ratio 100: the tail keeps 1 image
 RATIOS = ("overhead_ratio", "pipeline_speedup", "step_vs_erm", "predicted_step_vs_erm", "bf16_speedup",
@@ -50,6 +50,7 @@ def test_bench_smcl_measures_masked_and_plain_steps():
     assert result["predicted_step_vs_erm"] == 5.0  # the primary step is the masked one
     assert steps["smcl:plain"]["predicted_step_vs_erm"] == 2.0
     assert _positive(result["late_epoch_vs_erm"])
+    assert result["late_epoch_step_mix"] == 0.2  # the masked branch's late_share: SMCL's mask_prob
     assert result["config"]["views"] == ["cutout", "sim"]
     assert "input:classic-w0" in result["medians_ms"] and "bare:erm:bf16" in result["medians_ms"]
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from ltbench.costs import apply as apply_costs
-from ltbench.costs import run_device
 from ltbench.grid import load_grid
 from ltbench.report import build_table, collect
+from ltbench.report.costs import apply as apply_costs
+from ltbench.report.costs import run_device
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from ltbench.results import spec_dict_hash
+from ltbench.spec_hash import spec_dict_hash
 
 ROOT = Path(__file__).parent.parent
 RUNS = ROOT / "results" / "cpu-study"

@@ -10,9 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ltbench import figures
 from ltbench.grid import load_grid
-from ltbench.report import build_table, collect
+from ltbench.report import build_table, collect, figures
 from tests.test_report import _fake_ablation
 
 HERE = Path(__file__).parent
@@ -91,7 +90,7 @@ def test_ablation_on_another_setting_puts_the_paper_on_its_own_axis(tmp_path, dr
         spec = json.loads(spec_path.read_text())
         spec["ratio"] = 50
         final = json.loads((spec_path.parent / "final.json").read_text())
-        from ltbench.results import spec_dict_hash
+        from ltbench.spec_hash import spec_dict_hash
 
         digest = spec_dict_hash(spec)
         new = root / "cifar100-r50" / spec["method"] / f"s{spec['seed']}-{digest}"

@@ -15,7 +15,7 @@ import pytest
 from ltbench.fingerprint import row_notes, shared_text
 from ltbench.grid import load_grid
 from ltbench.report import build_table, collect, render_markdown
-from ltbench.results import spec_dict_hash
+from ltbench.spec_hash import spec_dict_hash
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RUNS = FIXTURES / "runs"

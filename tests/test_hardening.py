@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from ltbench.cli import app
 from ltbench.config import build_spec
-from ltbench.results import atomic_write_json
+from ltbench.files import atomic_write_json
 from ltbench.train import run_directory
 
 runner = CliRunner()
@@ -145,7 +145,7 @@ def test_the_lock_open_itself_refuses_a_link(tmp_path):
 
 def test_append_jsonl_refuses_a_link(tmp_path):
     from ltbench.errors import LtbenchError
-    from ltbench.results import append_jsonl
+    from ltbench.files import append_jsonl
 
     victim = tmp_path / "victim.txt"
     victim.write_text("precious\n")
@@ -172,7 +172,7 @@ def test_a_record_copied_from_another_run_is_damaged_for_every_reader(tmp_path):
     import shutil
 
     from ltbench.report import collect
-    from ltbench.results import final_damage, load_final, run_state
+    from ltbench.rundir import final_damage, load_final, run_state
 
     results, (s0, s1, _s2) = _fixture_copy(tmp_path)
     shutil.copy(s1 / "final.json", s0 / "final.json")
@@ -203,7 +203,7 @@ def test_a_record_whose_numbers_are_not_numbers_is_damaged_never_a_number(tmp_pa
     import json
 
     from ltbench.report import collect
-    from ltbench.results import load_final
+    from ltbench.rundir import load_final
 
     results, (s0, _s1, _s2) = _fixture_copy(tmp_path)
     data = json.loads((s0 / "final.json").read_text())
@@ -219,7 +219,7 @@ def test_a_record_whose_numbers_are_not_numbers_is_damaged_never_a_number(tmp_pa
 
 
 def test_every_committed_record_passes_the_schema():
-    from ltbench.results import load_final
+    from ltbench.rundir import load_final
 
     root = Path(__file__).parent.parent
     finals = [p for p in (root / "results").rglob("final.json")] + list((root / "tests").rglob("final.json"))
@@ -229,7 +229,7 @@ def test_every_committed_record_passes_the_schema():
 
 
 def test_a_bad_line_in_metrics_jsonl_ends_the_log_with_one_warning(tmp_path):
-    from ltbench.results import read_jsonl
+    from ltbench.files import read_jsonl
 
     for bad in (b"[1, 2]", b"5", b"\xff\xfe\x00binary", b'{"epoch": "zero"}', b'{"epoch": 1, "lo'):
         path = tmp_path / "metrics.jsonl"
@@ -259,7 +259,7 @@ def test_a_foreign_record_in_a_started_run_is_warned_about_and_the_run_trained(t
 
         raise LtbenchError(f"results dir {path} is not writable")
 
-    monkeypatch.setattr("ltbench.cli._check_writable", read_only)  # a read-only results folder
+    monkeypatch.setattr("ltbench.launch.check_writable", read_only)  # a read-only results folder
     again = _run(tmp_path / "runs")
     assert again.exit_code == 0, again.output
     assert "run directory:" in again.output and "warning" not in again.output
@@ -268,7 +268,7 @@ def test_a_foreign_record_in_a_started_run_is_warned_about_and_the_run_trained(t
 # ----- smaller things -------------------------------------------------------------------------------
 
 def test_an_empty_results_variable_means_unset(monkeypatch):
-    from ltbench.results import default_results_dir
+    from ltbench.rundir import default_results_dir
 
     monkeypatch.setenv("LTBENCH_RESULTS", "")
     assert default_results_dir() == Path("results/runs")
@@ -300,7 +300,8 @@ def test_a_worker_that_found_the_run_finished_elsewhere_did_not_train_it(tmp_pat
 SWEEPER = """
 import sys, time
 from pathlib import Path
-from ltbench.launch import Job, LocalLauncher
+from ltbench.launch import Job
+from ltbench.launchers.local import LocalLauncher
 pid_file = Path(sys.argv[1])
 job = Job("sleeper", [sys.executable, "-c", "import time; time.sleep(120)"], pid_file.parent / "log.txt",
           pid_file=pid_file)

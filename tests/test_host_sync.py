@@ -43,7 +43,7 @@ TINY = {"backbone": "resnet8", "max_per_class": 40, "batch_size": 32, "epochs": 
 # (file, function) of a documented sync -> syncs per call of that function
 DOCUMENTED = {("saliency.py", "_fine_grained"): 1}
 # lazily filled caches: at most one copy per trainer, the first time a branch needs it
-ONE_TIME = {("train.py", "draw"): "a class sampler's probability vector, copied to the device once and cached"}
+ONE_TIME = {("trainer.py", "draw"): "a class sampler's probability vector, copied to the device once and cached"}
 # known syncs in modules still being written elsewhere: the case is marked xfail (not hidden) until fixed
 PENDING = {("autoaugment.py", "_tables"): "policy tables rebuilt from Python lists on every call; "
            "build them once per device (ltbench.device_constants.device_constant)"}

@@ -20,7 +20,7 @@ from ltbench.data.imagenet_lt import LIST_NAMES, read_list, train_counts
 from ltbench.data.shots import shot_groups
 from ltbench.distributed import Dist, torchrun_command
 from ltbench.errors import LtbenchError
-from ltbench.results import read_jsonl
+from ltbench.files import read_jsonl
 from ltbench.sources import FileSource, build_cache
 from ltbench.splits import split_summary
 from ltbench.train import RuntimeOptions, run_directory, train
@@ -249,17 +249,18 @@ DDP_SCRIPT = """
 import json, sys
 from pathlib import Path
 import torch.distributed as dist
+import ltbench.rundir as R
 import ltbench.train as T
 from ltbench.config import build_spec
 
 dist.init_process_group("gloo")
 root, splits, results = map(Path, sys.argv[1:4])
 written = []
-_write = T.atomic_write_json
+_write = R.atomic_write_json
 def counting(path, obj):
     written.append(Path(path).name)
     _write(path, obj)
-T.atomic_write_json = counting
+R.atomic_write_json = counting
 spec = build_spec("erm", "imagenet-lt", 256, overrides={"epochs": 2, "batch_size": 8, "image_size": 32})
 rt = dict(results_dir=results, data_dir=root, split_dir=splits, device="cpu", workers=0, argv=["ddp-test"])
 assert T.train(spec, T.RuntimeOptions(stop_after_epochs=1, **rt)) == {}  # a restart after epoch 0

@@ -70,7 +70,7 @@ def test_a_lock_file_nobody_holds_is_taken_over(tmp_path, host):
 
 
 def test_orphan_temp_files_are_those_of_dead_writers(tmp_path):
-    from ltbench.results import orphan_temp_files
+    from ltbench.files import orphan_temp_files
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()

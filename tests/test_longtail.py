@@ -7,7 +7,7 @@ import pytest
 
 from ltbench.data import longtail_counts, longtail_indices, shot_groups, subset_sha
 
-# spec Appendix A, CIFAR-100-LT r = 100
+# CIFAR-100-LT r = 100 by the LDAM-DRW formula (docs/methods.md §CIFAR-LT subsets)
 C100_R100 = [
     500, 477, 455, 434, 415, 396, 378, 361, 344, 328, 314, 299, 286, 273, 260, 248, 237, 226, 216, 206,
     197, 188, 179, 171, 163, 156, 149, 142, 135, 129, 123, 118, 112, 107, 102, 98, 93, 89, 85, 81,

@@ -105,7 +105,7 @@ SMCL_SET = {"w_ce": 0.7, "w_sc": 0.4, "temperature": 0.2, "base_temperature": 0.
 
 
 def smcl_expected(method, sv, batch, rng, drw_on: bool):
-    """(loss, ce, supcon, xm, lam_b) of SMCL's masked step from the spec's equations (5), (7), (8)."""
+    """(loss, ce, supcon, xm, lam_b) of SMCL's masked step from eq. (5), (7), (8) (docs/methods.md §SMCL)."""
     hp = method.hp
     x1, x2 = batch.views
     y = batch.labels

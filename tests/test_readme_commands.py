@@ -58,8 +58,8 @@ def _stand_in_final(n_classes: int, counts: list[int], spec_hash: str, epochs: i
 def scratch(tmp_path_factory) -> Path:
     """A working folder laid out like a checkout after `ltbench demo` and the CPU study."""
     from ltbench.data.longtail import longtail_counts
+    from ltbench.files import atomic_write_json
     from ltbench.grid import expand, load_grid
-    from ltbench.results import atomic_write_json
 
     work = tmp_path_factory.mktemp("readme")
     shutil.copytree(ROOT / "experiments", work / "experiments")

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from ltbench.files import read_jsonl
 from ltbench.report import collect
-from ltbench.results import load_final, read_jsonl, run_state
+from ltbench.rundir import load_final, run_state
 
 pytestmark = pytest.mark.slow
 

@@ -27,7 +27,7 @@ from ltbench.report import (
     table_csv_frame,
     write_table,
 )
-from ltbench.results import spec_dict_hash
+from ltbench.spec_hash import spec_dict_hash
 
 HERE = Path(__file__).resolve().parent
 FIXTURES = HERE / "fixtures"

@@ -1,4 +1,4 @@
-"""Tests for ltbench.data.sampling (spec §4.7, §4.10.2 eq. 2-3, §4.10.3 row I, Appendix B)."""
+"""Tests for ltbench.data.sampling (CMO's sampler, SMCL eq. 2-3; docs/methods.md §SMCL, row I)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def test_each_kind_against_formula():
     cases = {
         ("instance", ()): norm(n),
         ("uniform", ()): np.full(5, 0.2),
-        ("cmo", ()): np.full(5, 0.2),  # alpha = 1: class-uniform (spec §4.7)
+        ("cmo", ()): np.full(5, 0.2),  # alpha = 1: class-uniform (CMO get_weighted_sampler)
         ("cmo", (("alpha", 0.0),)): norm(n),
         ("cmo", (("alpha", 0.5),)): norm(np.sqrt(n)),
         ("cmo", (("alpha", 2.0),)): norm(1 / n),
@@ -63,7 +63,7 @@ def test_each_kind_against_formula():
 def test_cmo_alpha_one_uniform_and_effective_number_near_uniform():
     uniform = class_sampling_probabilities(CIFAR100_R100, "cmo")
     np.testing.assert_allclose(uniform, np.full(100, 0.01), rtol=1e-12)
-    # spec §4.10.3 row I: the per-sample 1/E_y sampler is nearly class-uniform (~1.03x on heads)
+    # docs/methods.md §SMCL, row I: the per-sample 1/E_y sampler is nearly class-uniform (~1.03x on heads)
     p = class_sampling_probabilities(CIFAR100_R100, "effective-number")
     assert p[0] / p[-1] == pytest.approx(1.025, abs=0.005)
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from ltbench.config import build_spec
+from ltbench.files import read_jsonl
 from ltbench.method import Batch
 from ltbench.registry import get_method
-from ltbench.results import read_jsonl
 from ltbench.train import RuntimeOptions, run_directory, train
 
 from .fakes import FakeServices

@@ -27,13 +27,13 @@ from ltbench.grid import expand, load_grid
 from tests.conftest import TINY
 
 submitit = pytest.importorskip("submitit")
-from ltbench.launch_submitit import (  # noqa: E402  (needs submitit)
+from ltbench.launchers.submitit_launcher import (  # noqa: E402
     SIGNAL_DELAY_S,
-    RunTask,
     SubmititOptions,
     parse_slurm_args,
     slurm_parameters,
 )
+from ltbench.launchers.submitit_task import RunTask  # noqa: E402  (needs submitit)
 
 runner = CliRunner()
 EPOCHS = 2  # the pre-empted run is stopped after its first epoch; the second is left to resume
@@ -192,7 +192,8 @@ def fake_slurm(tmp_path, monkeypatch) -> Path:
 
 def _mark_done(run_dir: Path, spec) -> None:
     """A well-formed finished record (load_final refuses malformed ones, which would not count as done)."""
-    from ltbench.results import FINAL_KEYS, spec_dict_hash
+    from ltbench.rundir import FINAL_KEYS
+    from ltbench.spec_hash import spec_dict_hash
 
     run_dir.mkdir(parents=True)
     (run_dir / "spec.json").write_text(json.dumps(spec.to_dict()))

@@ -13,10 +13,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from ltbench import launch
+from ltbench import launch, launchers
 from ltbench.cli import app
 from ltbench.grid import expand, load_grid
-from ltbench.launch import Job, JobResult, LocalLauncher, plan, slot_gpus, visible_gpus
+from ltbench.launch import Job, JobResult, plan
+from ltbench.launchers.local import LocalLauncher, slot_gpus, visible_gpus
 
 runner = CliRunner()
 GRID = """\
@@ -89,13 +90,10 @@ def test_interrupt_stops_the_children(tmp_path):
     assert not (tmp_path / "a" / launch.WORKER_FILE).exists()
 
 
-class FakeLauncher:
+class FakeLauncher(LocalLauncher):
     """Records the commands; every job 'fails' without writing anything."""
 
     calls: list[list[Job]] = []
-
-    def __init__(self, **options):
-        self.options = options
 
     def run(self, jobs, on_event=None):
         FakeLauncher.calls.append(list(jobs))
@@ -114,7 +112,7 @@ class FakeLauncher:
 
 
 def test_sweep_with_a_fake_launcher(tmp_path, grid_file, monkeypatch):
-    monkeypatch.setitem(launch.LAUNCHERS, "fake", FakeLauncher)
+    monkeypatch.setitem(launchers.LAUNCHERS, "fake", FakeLauncher)
     FakeLauncher.calls = []
     results = tmp_path / "runs"
     result = _invoke("sweep", str(grid_file), "--launcher", "fake", "--results-dir", str(results),
@@ -187,7 +185,7 @@ def test_a_retried_diverged_run_starts_over_and_keeps_its_attempt(tmp_path):
 
 
 def test_held_diverged_runs_fail_a_sweep_only_when_it_waited():
-    from ltbench.cli_grid import SweepOutcome
+    from ltbench.sweep import SweepOutcome
 
     assert not SweepOutcome(held=["a run"]).ok
     assert SweepOutcome(held=["a run"], waited=False).ok  # printed or submitted: that part worked

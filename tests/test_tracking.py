@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 
 from ltbench.cli import app
 from ltbench.config import build_spec
-from ltbench.results import read_jsonl
+from ltbench.files import read_jsonl
 from ltbench.train import RuntimeOptions, run_directory, train
 
 

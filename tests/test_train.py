@@ -9,7 +9,7 @@ import torch
 
 from ltbench.config import build_spec
 from ltbench.errors import LtbenchError
-from ltbench.results import read_jsonl
+from ltbench.files import read_jsonl
 from ltbench.train import RuntimeOptions, run_directory, train
 
 

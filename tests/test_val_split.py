@@ -12,7 +12,7 @@ from ltbench.config import build_spec
 from ltbench.data.datasets import build_bundle
 from ltbench.data.val_split import balanced_halves
 from ltbench.predictions import read_predictions
-from ltbench.results import spec_dict_hash
+from ltbench.spec_hash import spec_dict_hash
 from ltbench.train import RuntimeOptions, run_directory, train
 
 

@@ -5,6 +5,8 @@ M = 15 equal-width bins (lo, hi]; ECE = sum_b |B_b| / n * |acc(B_b) - conf(B_b)|
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 BINS = 15
@@ -22,7 +24,7 @@ def bin_index(confidence: np.ndarray, bins: int = BINS) -> np.ndarray:
     return np.clip(np.searchsorted(edges, confidence, side="left") - 1, 0, bins - 1)
 
 
-def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = BINS) -> dict:
+def reliability(confidence: np.ndarray, correct: np.ndarray, bins: int = BINS) -> dict[str, Any]:
     """Per-bin counts, accuracy and mean confidence, and the ECE (all accuracies as fractions)."""
     confidence = np.asarray(confidence, dtype=float)
     correct = np.asarray(correct, dtype=float)

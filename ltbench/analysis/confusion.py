@@ -8,6 +8,7 @@ whose true class is in the group, so a Few-shot class absorbed by a Many-shot ne
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -27,7 +28,7 @@ def class_name(dataset: str, cls: int) -> str:
     return f"{cls} {names[cls]}" if names and cls < len(names) else str(cls)
 
 
-def most_confused(confusion: np.ndarray, train_counts: Sequence[int], rule: str, top: int = 3) -> list[dict]:
+def most_confused(confusion: np.ndarray, train_counts: Sequence[int], rule: str, top: int = 3) -> list[dict[str, Any]]:
     """Per shot group, the `top` off-diagonal (true, predicted) pairs by share of the true class's images."""
     conf = np.asarray(confusion, dtype=float)
     totals = conf.sum(axis=1)

@@ -4,16 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ltbench.analysis import tables
 from ltbench.analysis.run import RunAnalysis
 
+if TYPE_CHECKING:  # matplotlib and pandas load only when a figure is drawn
+    import pandas as pd
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
 MAX_PANELS = 12
 
 
-def _panels(n: int, width: float = 3.2, height: float = 3.0):
+def _panels(n: int, width: float = 3.2, height: float = 3.0) -> tuple[Figure, list[Axes]]:
     from matplotlib.figure import Figure
 
     cols = min(n, 4)
@@ -22,7 +28,7 @@ def _panels(n: int, width: float = 3.2, height: float = 3.0):
     return fig, [fig.add_subplot(rows, cols, i + 1) for i in range(n)]
 
 
-def _save(fig, base: Path) -> list[Path]:
+def _save(fig: Figure, base: Path) -> list[Path]:
     base.parent.mkdir(parents=True, exist_ok=True)
     paths = []
     for ext in ("png", "pdf"):
@@ -38,22 +44,23 @@ def _cells(analyses: Sequence[RunAnalysis]) -> list[tuple[tuple[str, str], list[
 
 def logit_adjustment(analyses: Sequence[RunAnalysis], base: Path) -> list[Path]:
     """Test top-1 and Few vs tau per cell; the val curve dashed and the val-chosen tau marked when present."""
-    cells = [(k, [a for a in v if a.curve is not None]) for k, v in _cells(analyses)]
+    cells = [(k, [(a, a.curve) for a in v if a.curve is not None]) for k, v in _cells(analyses)]
     cells = [(k, v) for k, v in cells if v]
     if not cells:
         return []
     fig, axes = _panels(len(cells))
     for ax, ((setting, method), runs) in zip(axes, cells, strict=True):
-        taus = [r["tau"] for r in runs[0].curve]
+        taus = [r["tau"] for r in runs[0][1]]
         for key, style in (("top1", "-o"), ("few", "-s")):
-            ys = [np.mean([a.curve[i][key] for a in runs if a.curve[i][key] is not None] or [np.nan])
+            ys = [np.mean([c[i][key] for _, c in runs if c[i][key] is not None] or [np.nan])
                   for i in range(len(taus))]
             ax.plot(taus, ys, style, ms=3, label=f"test {key}")
-        vals = [a for a in runs if a.val_curve is not None]
+        vals = [(a, a.val_curve) for a, _ in runs if a.val_curve is not None]
         if vals:
-            ax.plot(taus, [np.mean([a.val_curve[i]["top1"] for a in vals]) for i in range(len(taus))], "--",
+            ax.plot(taus, [np.mean([vc[i]["top1"] for _, vc in vals]) for i in range(len(taus))], "--",
                     color="gray", label="val top1")
-            for a in vals:
+            for a, _ in vals:
+                assert a.tau is not None  # analysis/run.py sets tau with val_curve
                 ax.axvline(a.tau, color="tab:red", lw=0.8, alpha=0.6)
             note = "τ chosen on val (red)"
         else:
@@ -65,7 +72,7 @@ def logit_adjustment(analyses: Sequence[RunAnalysis], base: Path) -> list[Path]:
     return _save(fig, base)
 
 
-def shifted_priors(frame, base: Path) -> list[Path]:
+def shifted_priors(frame: pd.DataFrame, base: Path) -> list[Path]:
     """Top-1 vs test prior (forward LT ... uniform ... backward LT), one line per method, per setting."""
     if frame.empty:
         return []
@@ -87,8 +94,8 @@ def shifted_priors(frame, base: Path) -> list[Path]:
 
 def reliability(analyses: Sequence[RunAnalysis], base: Path) -> list[Path]:
     """Reliability diagram per cell (all test images of its runs): accuracy per confidence bin."""
-    cells = [(k, tables.pooled_reliability(v, "all"), v) for k, v in _cells(analyses)]
-    cells = [c for c in cells if c[1] is not None]
+    pooled = [(k, tables.pooled_reliability(v, "all"), v) for k, v in _cells(analyses)]
+    cells = [(k, rel, v) for k, rel, v in pooled if rel is not None]
     if not cells:
         return []
     fig, axes = _panels(len(cells))
@@ -111,8 +118,8 @@ def confusion(analyses: Sequence[RunAnalysis], base: Path) -> list[Path]:
     from ltbench.analysis.confusion import CLASS_NAMES
     from ltbench.analysis.priors import frequency_rank
 
-    cells = [(k, tables.summed_confusion(v), v[0]) for k, v in _cells(analyses)]
-    cells = [c for c in cells if c[1] is not None]
+    summed = [(k, tables.summed_confusion(v), v[0]) for k, v in _cells(analyses)]
+    cells = [(k, conf, a) for k, conf, a in summed if conf is not None]
     if not cells:
         return []
     fig, axes = _panels(len(cells), width=4.2, height=4.0)

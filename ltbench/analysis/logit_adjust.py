@@ -6,6 +6,7 @@ tau = 0 is the model as trained; tau = 1 is the balanced-error Bayes correction 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -19,14 +20,14 @@ def adjust(logits: np.ndarray, train_counts: Sequence[int], tau: float) -> np.nd
     return logits - tau * np.log(prior / prior.sum())
 
 
-def group_accuracy(preds: np.ndarray, labels: np.ndarray, train_counts: Sequence[int], rule: str) -> dict:
+def group_accuracy(preds: np.ndarray, labels: np.ndarray, train_counts: Sequence[int], rule: str) -> dict[str, Any]:
     """top1 over images, per-class accuracy, and the unweighted class mean of each shot group (as
     ltbench.metrics.summarize)."""
     c = len(train_counts)
     correct = np.bincount(labels[preds == labels], minlength=c)
     total = np.bincount(labels, minlength=c)
     per_class = np.where(total > 0, 100.0 * correct / np.maximum(total, 1), np.nan)
-    out = {"top1": float(100.0 * correct.sum() / max(1, total.sum()))}
+    out: dict[str, Any] = {"top1": float(100.0 * correct.sum() / max(1, total.sum()))}
     for g, ids in shot_groups(train_counts, rule).items():
         vals = per_class[ids] if ids else np.zeros(0)
         vals = vals[~np.isnan(vals)]
@@ -36,7 +37,7 @@ def group_accuracy(preds: np.ndarray, labels: np.ndarray, train_counts: Sequence
 
 
 def curve(logits: np.ndarray, labels: np.ndarray, train_counts: Sequence[int], rule: str,
-          taus: Sequence[float] = TAUS) -> list[dict]:
+          taus: Sequence[float] = TAUS) -> list[dict[str, Any]]:
     """One row per tau: tau, top1, many, medium, few."""
     rows = []
     for tau in taus:
@@ -45,7 +46,7 @@ def curve(logits: np.ndarray, labels: np.ndarray, train_counts: Sequence[int], r
     return rows
 
 
-def select_tau(val_rows: list[dict]) -> float:
+def select_tau(val_rows: list[dict[str, Any]]) -> float:
     """The tau with the best val top-1 (the smallest such tau on ties)."""
     best = max(r["top1"] for r in val_rows)
     return min(r["tau"] for r in val_rows if r["top1"] == best)

@@ -66,7 +66,7 @@ def markdown(rep: AnalysisReport) -> str:
 
 
 def latex(rep: AnalysisReport) -> str:
-    from ltbench.report import tex_escape
+    from ltbench.report.render import tex_escape
 
     parts = []
     for key, df in rep.tables.items():
@@ -82,7 +82,7 @@ def latex(rep: AnalysisReport) -> str:
 
 
 def write(rep: AnalysisReport, out_dir: Path) -> list[Path]:
-    from ltbench.results import atomic_write_bytes
+    from ltbench.files import atomic_write_bytes
 
     base = Path(out_dir) / f"{rep.name}-analysis"
     paths = []

@@ -11,7 +11,7 @@ from ltbench.analysis import calibration, confusion, logit_adjust, priors
 from ltbench.data.shots import GROUPS, shot_groups
 from ltbench.errors import LtbenchError
 from ltbench.predictions import Outputs, read_predictions
-from ltbench.results import load_final, read_json
+from ltbench.rundir import RunDir
 
 NO_PREDICTIONS = ("no predictions.npz (a run saved before predictions were recorded): only the shifted-prior "
                   "table (from per_class_acc); rerun with --force for the rest")
@@ -41,7 +41,7 @@ class RunAnalysis:
 
 
 def _setting(spec: dict) -> str:
-    from ltbench.report import setting_id
+    from ltbench.report.labels import setting_id
 
     return setting_id(spec["dataset"], float(spec["ratio"]), spec.get("max_per_class"))
 
@@ -50,8 +50,8 @@ def analyze_run(run_dir: Path) -> RunAnalysis:
     """Every analysis of one finished run directory (LtbenchError for an unfinished or damaged one)."""
     run_dir = Path(run_dir)
     try:
-        final = load_final(run_dir)
-        spec = read_json(run_dir / "spec.json")
+        final = RunDir(run_dir).load_final()
+        spec = RunDir(run_dir).read_spec()
     except (ValueError, OSError) as exc:
         raise LtbenchError(f"{run_dir}: {exc}") from None
     if final is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -61,22 +62,23 @@ def tau_table(analyses: Sequence[RunAnalysis]) -> pd.DataFrame:
     tau on test (an oracle, labelled test-selected)."""
     rows = []
     for (setting, method), runs in _cells(analyses).items():
-        runs = [a for a in runs if a.curve is not None]
-        if not runs:
+        with_curve = [(a, a.curve) for a in runs if a.curve is not None]
+        if not with_curve:
             continue
-        at0 = _mean([a.curve[0]["top1"] for a in runs])[0]
-        chosen = [a for a in runs if a.tau is not None]
-        at_val = _mean([next(r["top1"] for r in a.curve if r["tau"] == a.tau) for a in chosen])[0] if chosen else None
-        mean_curve = [np.mean([a.curve[i]["top1"] for a in runs]) for i in range(len(runs[0].curve))]
+        curves = [c for _, c in with_curve]
+        at0 = _mean([c[0]["top1"] for c in curves])[0]
+        chosen = [(a.tau, c) for a, c in with_curve if a.tau is not None]
+        at_val = _mean([next(r["top1"] for r in c if r["tau"] == tau) for tau, c in chosen])[0] if chosen else None
+        mean_curve = [np.mean([c[i]["top1"] for c in curves]) for i in range(len(curves[0]))]
         best = int(np.argmax(mean_curve))
-        rows.append({"setting": setting, "method": method, "n": len(runs), "top1_tau0": at0,
-                     "tau_val": ", ".join(f"{a.tau:g}" for a in chosen) or None, "top1_tau_val": at_val,
-                     "tau_test_selected": runs[0].curve[best]["tau"], "top1_test_selected": float(mean_curve[best]),
+        rows.append({"setting": setting, "method": method, "n": len(curves), "top1_tau0": at0,
+                     "tau_val": ", ".join(f"{tau:g}" for tau, _ in chosen) or None, "top1_tau_val": at_val,
+                     "tau_test_selected": curves[0][best]["tau"], "top1_test_selected": float(mean_curve[best]),
                      "selection": "val" if chosen else "test-selected (no val split)"})
     return pd.DataFrame(rows)
 
 
-def pooled_reliability(runs: Sequence[RunAnalysis], group: str) -> dict | None:
+def pooled_reliability(runs: Sequence[RunAnalysis], group: str) -> dict[str, Any] | None:
     """Bins summed over the runs of a cell (the diagram of all their test images together)."""
     parts = [a.calibration[group] for a in runs if group in a.calibration]
     if not parts:

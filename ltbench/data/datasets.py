@@ -1,79 +1,34 @@
-"""Data sets: where their images come from, and the long-tailed bundle the trainer consumes."""
+"""Data sets: where their images come from, and the long-tailed bundle the trainer consumes.
+
+DataBundle, DatasetInfo, Pool and default_data_dir live in ltbench.data.bundle (shared with the
+per-data-set loaders) and are re-exported here for the callers that import them from this module.
+"""
 
 from __future__ import annotations
 
 import gzip
-import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from ltbench.data import imagenet_lt
+from ltbench.data.bundle import DataBundle, DatasetInfo, Pool, default_data_dir
 from ltbench.data.longtail import longtail_counts, longtail_indices, ordered_counts, subset_sha
 from ltbench.errors import LtbenchError
 
-# LDAM-DRW / CMO normalisation for every CIFAR-LT run (spec §1.1).
+if TYPE_CHECKING:
+    import torch
+else:  # torch on first use: specs read a data set's facts (get_dataset) without it (ltbench/lazy.py)
+    from ltbench.lazy import torch
+
+__all__ = ["DATASETS", "DataBundle", "DatasetInfo", "Pool", "build_bundle", "default_data_dir", "get_dataset"]
+
+# CIFAR normalisation of every CIFAR-LT run, as LDAM-DRW sets it (kaidic/LDAM-DRW, cifar_train.py:
+# transforms.Normalize) and CMO copies it.
 CIFAR_MEAN, CIFAR_STD = (0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)
 DEBIAN_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
-
-
-@dataclass
-class Pool:
-    """A full (balanced) data set as uint8 NCHW tensors, before the long-tail cut."""
-
-    train_images: torch.Tensor
-    train_labels: torch.Tensor
-    test_images: torch.Tensor
-    test_labels: torch.Tensor
-    test_meta: dict[str, torch.Tensor] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    name: str
-    num_classes: int
-    max_per_class: int  # images per class in the full training set (the head of the LT subset)
-    channels: int
-    size: int
-    family: str  # "cifar" (32px recipes) or "imagenet"
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    description: str
-    load: Callable[[Path, bool], Pool]
-    version: str = "1"  # part of every run spec: bump it when the construction changes
-    # file-backed data sets (ImageNet-LT): a fixed split read from list files instead of `load` + a cut
-    bundle: Callable[..., DataBundle] | None = None  # (info, root, split_dir, max_per_class, with_val)
-    split_counts: Callable[[Path], list[int]] | None = None  # per-class train counts from a split dir
-    fixed_ratio: float | None = None  # the imbalance ratio of a fixed split (the only valid --ratio)
-
-
-@dataclass
-class DataBundle:
-    """What the trainer gets: the long-tailed train subset and the balanced test set."""
-
-    info: DatasetInfo
-    train_images: torch.Tensor
-    train_labels: torch.Tensor
-    test_images: torch.Tensor
-    test_labels: torch.Tensor
-    class_counts: list[int]
-    subset_sha: str
-    test_meta: dict[str, torch.Tensor] = field(default_factory=dict)
-    # file-backed data sets: split name -> ImageList (paths + labels); the image tensors above are empty
-    files: dict[str, Any] | None = None
-    # resident data sets with_val: the val half of the test set (ltbench.data.val_split); test_* is the other
-    val_images: torch.Tensor | None = None
-    val_labels: torch.Tensor | None = None
-
-
-def default_data_dir() -> Path:
-    """--data-dir, else $LTBENCH_DATA, else ~/.cache/ltbench."""
-    env = os.environ.get("LTBENCH_DATA")
-    return Path(env) if env else Path.home() / ".cache" / "ltbench"
 
 
 def _to_nchw(images: np.ndarray) -> torch.Tensor:
@@ -136,8 +91,9 @@ def _load_fashion_mnist(root: Path, download: bool) -> Pool:
         for stem in stems:
             hits = [folder / stem, folder / (stem + ".gz")]
             found.append(next((h for h in hits if h.exists()), None))
-        if all(found):
-            tr_x, tr_y, te_x, te_y = (_read_idx(p) for p in found)
+        paths = [p for p in found if p is not None]
+        if len(paths) == len(found):
+            tr_x, tr_y, te_x, te_y = (_read_idx(p) for p in paths)
             return Pool(_to_nchw(tr_x), torch.from_numpy(tr_y.astype(np.int64)),
                         _to_nchw(te_x), torch.from_numpy(te_y.astype(np.int64)))
     looked = ", ".join(str(p) for p in _fashion_mnist_dirs(root))

@@ -1,4 +1,4 @@
-"""ImageNet-LT (OLTR split, spec §1.2): file lists + ILSVRC-2012 images, read from disk, never downloaded.
+"""ImageNet-LT (the OLTR split): file lists + ILSVRC-2012 images, read from disk, never downloaded.
 
 The split is fixed: `ImageNet_LT_train.txt` (115,846 images, 1280 .. 5 per class, imbalance ratio 256),
 `ImageNet_LT_val.txt` (20 per class, drawn from ILSVRC-2012 *train*) and `ImageNet_LT_test.txt`
@@ -20,11 +20,17 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
-import torch
 
+from ltbench.data.bundle import DataBundle, DatasetInfo, default_data_dir
 from ltbench.errors import LtbenchError
+
+if TYPE_CHECKING:
+    import torch
+else:  # torch on first use: specs read the split's facts without it (ltbench/lazy.py)
+    from ltbench.lazy import torch
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -60,8 +66,6 @@ def split_dir_for(split_dir: Path | None, data_dir: Path | None) -> Path:
     env = os.environ.get(SPLITS_ENV)
     if env:
         return Path(env)
-    from ltbench.data.datasets import default_data_dir
-
     return Path(data_dir or default_data_dir()) / "ImageNet_LT"
 
 
@@ -122,11 +126,9 @@ def train_counts(split_dir: Path) -> list[int]:
                        f"release ({OLTR}) and pass its folder with --split-dir or ${SPLITS_ENV}")
 
 
-def build_imagenet_lt(info, root: Path, split_dir: Path | None, max_per_class: int | None = None,
-                      with_val: bool = False):
+def build_imagenet_lt(info: DatasetInfo, root: Path, split_dir: Path | None, max_per_class: int | None = None,
+                      with_val: bool = False) -> DataBundle:
     """The DataBundle of a file-backed split: labels and counts in memory, images left on disk."""
-    from ltbench.data.datasets import DataBundle
-
     folder = split_dir_for(split_dir, root)
     lists = {"train": read_list(folder / LIST_NAMES["train"], root),
              "test": read_list(folder / LIST_NAMES["test"], root)}
@@ -162,6 +164,6 @@ def build_imagenet_lt(info, root: Path, split_dir: Path | None, max_per_class: i
                       torch.from_numpy(lists["test"].labels.copy()), counts.tolist(), sha, files=lists)
 
 
-def load_unavailable(root: Path, download: bool):
+def load_unavailable(root: Path, download: bool) -> NoReturn:
     raise LtbenchError("ImageNet-LT cannot be downloaded by ltbench: get ILSVRC-2012 (train/ and val/) from "
                        f"image-net.org into --data-dir and the split lists from the OLTR release ({OLTR})")

@@ -1,10 +1,12 @@
-"""Long-tailed subsets built exactly as the LDAM-DRW reference builds them (spec §1.1)."""
+"""Long-tailed subsets built exactly as the LDAM-DRW reference builds them (kaidic/LDAM-DRW,
+imbalance_cifar.py: IMBALANCECIFAR10.get_img_num_per_cls and gen_imbalanced_data)."""
 
 from __future__ import annotations
 
 import hashlib
 
 import numpy as np
+import numpy.typing as npt
 
 PROFILES = ("exp", "step")
 
@@ -52,7 +54,7 @@ def ordered_counts(counts: list[int], class_order: int) -> list[int]:
     return out
 
 
-def longtail_indices(targets, counts: list[int], seed: int = 0) -> np.ndarray:
+def longtail_indices(targets: npt.ArrayLike, counts: list[int], seed: int = 0) -> np.ndarray:
     """Indices of the subset: per class in ascending order, shuffle that class's indices and keep n_k.
 
     A private RandomState(seed) consumes the same MT19937 stream as the reference's reseeded global

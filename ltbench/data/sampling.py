@@ -1,7 +1,8 @@
 """Class-level sampling distributions and fast on-device class-conditional sampling.
 
-Spec ``methods.md`` §4.7 (CMO's minority-weighted sampler), §4.10.2 eq. (2)-(3) and §4.10.3 row I
-(SMCL's target-class sampler and its alternatives).
+CMO's minority-weighted sampler (naver-ai/cmo ``imbalance_data/imbalance_cifar.py`` ``get_weighted_sampler``),
+SMCL's target-class sampler (arXiv 2406.02223 Section 3.2, eq. 2-3) and its alternatives (docs/methods.md
+§SMCL, row I).
 
 Every sampler here is described by the probability that one draw yields a sample of class k. A sampler
 defined by per-*sample* weights w_y (as ``WeightedRandomSampler`` is) has class mass n_k * w_k, so all
@@ -28,7 +29,8 @@ SAMPLING_KINDS: dict[str, dict[str, float]] = {
 
 
 def _effective_number(counts: np.ndarray, beta: float) -> np.ndarray:
-    """E_k = (1 - beta**n_k) / (1 - beta), spec §4.10.2 eq. (2)."""
+    """E_k = (1 - beta**n_k) / (1 - beta), the effective number of samples of
+    Cui et al., "Class-Balanced Loss Based on Effective Number of Samples" (CVPR 2019), Sec. 3."""
     return (1.0 - np.power(beta, counts)) / (1.0 - beta)
 
 
@@ -41,12 +43,12 @@ def class_sampling_probabilities(
 
     - ``instance``: p_k ∝ n_k (plain shuffling).
     - ``uniform``: p_k = 1/C (over the non-empty classes).
-    - ``cmo``: per-sample weight n_y**-alpha (CMO ``weighted_alpha``, spec §4.7), so p_k ∝ n_k**(1-alpha);
+    - ``cmo``: per-sample weight n_y**-alpha (CMO ``--weighted_alpha``, naver-ai/cmo), so p_k ∝ n_k**(1-alpha);
       ``alpha`` defaults to 1.0, which is class-uniform.
-    - ``effective-number``: per-sample weight 1/E_y (spec §4.10.3 row I, alternative), so p_k ∝ n_k/E_k;
+    - ``effective-number``: per-sample weight 1/E_y (an alternative to ``class-level``), so p_k ∝ n_k/E_k;
       ``beta`` defaults to 0.9999.
-    - ``class-level``: SMCL eq. (3), p_k ∝ 1/E_k; ``beta`` defaults to 0.9999. Spec Appendix B:
-      CIFAR-100-LT r=100 -> p_tail = 0.04378, p_tail/p_head = 97.6.
+    - ``class-level``: SMCL eq. (3), p_k ∝ 1/E_k; ``beta`` defaults to 0.9999. Worked numbers
+      for CIFAR-100-LT r=100 -> p_tail = 0.04378, p_tail/p_head = 97.6.
     """
     if kind not in SAMPLING_KINDS:
         raise ValueError(f"unknown sampling kind {kind!r}; valid kinds: {', '.join(SAMPLING_KINDS)}")

@@ -1,4 +1,4 @@
-"""Many / Medium / Few shot groups from training counts under a named rule (spec §1.3)."""
+"""Many / Medium / Few shot groups from training counts under a named rule (each rule cites its source)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Classifier and projection heads (spec §2.1, §2.3)."""
+"""Classifier and projection heads (docs/methods.md §Backbones and heads)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ class NormedLinear(nn.Module):
 
 
 class ProjectionHead(nn.Module):
-    """Linear -> BN -> ReLU -> Linear, L2-normalised output (BCL/CCM CIFAR head, spec §2.3)."""
+    """Linear -> BN -> ReLU -> Linear, L2-normalised output (PanHaulin/ConCutMix ``models/resnet32.py`` CIFAR head)."""
 
     def __init__(self, in_dim: int, hidden: int = 512, out_dim: int = 128, normalize: bool = True):
         super().__init__()

@@ -1,4 +1,4 @@
-"""ResNet-32 for CIFAR exactly as the LDAM-DRW reference builds it (spec §2.1).
+"""ResNet-32 for CIFAR exactly as the LDAM-DRW reference builds it (kaidic/LDAM-DRW ``models/resnet_cifar.py``).
 
 3x3 stem (16 ch), three stages of n BasicBlocks (16/32/64 ch, strides 1/2/2), parameter-free
 "option A" shortcuts (subsample by 2, zero-pad channels), global average pooling, Kaiming-normal
