@@ -38,7 +38,8 @@ class ResidentSource:
 
     @property
     def image_size(self) -> tuple[int, int]:
-        return tuple(self.images.shape[-2:])
+        height, width = self.images.shape[-2:]
+        return height, width
 
     def batches(self, order: torch.Tensor, batch_size: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """uint8 images and labels, `batch_size` at a time, in `order` (the last batch may be short)."""
@@ -63,7 +64,11 @@ def cache_file(cache_dir: Path, images: Any, resize: int, out: int) -> Path:
     return Path(cache_dir) / f"{images.sha[:16]}-r{resize}-c{out}.u8"
 
 
-class _ImageReader(torch.utils.data.Dataset):
+# one batch from `_ImageReader`: uint8 images and int64 labels, or the message of the error that stopped it
+ReaderItem = tuple[torch.Tensor, torch.Tensor] | str
+
+
+class _ImageReader(torch.utils.data.Dataset[ReaderItem]):
     """Decodes listed images into uint8 squares: shorter side resized to `resize`, centre crop to `out`.
 
     `reader[list_of_indices]` returns a whole batch (uint8 [B, 3, out, out], int64 labels), or the
@@ -71,13 +76,13 @@ class _ImageReader(torch.utils.data.Dataset):
     in a DataLoader worker is re-raised with the worker's traceback in its message).
     """
 
-    def __init__(self, images: Any, resize: int, out: int, cache: Path | None = None):
+    def __init__(self, images: Any, resize: int, out: int, cache: Path | None = None) -> None:
         self.root = str(images.root)
         self.paths = np.asarray(images.paths)  # one numpy array: no per-string refcounts touched in workers
         self.labels = np.asarray(images.labels, dtype=np.int64)
         self.resize, self.out = resize, out
         self.cache = cache
-        self._memmap = None
+        self._memmap: np.memmap[Any, np.dtype[np.uint8]] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         return {**self.__dict__, "_memmap": None}  # every worker opens its own memory map
@@ -105,7 +110,7 @@ class _ImageReader(torch.utils.data.Dataset):
             self._memmap = np.memmap(self.cache, dtype=np.uint8, mode="r", shape=(len(self), 3, self.out, self.out))
         return np.asarray(self._memmap[i])
 
-    def __getitem__(self, idx: list[int]):
+    def __getitem__(self, idx: list[int]) -> ReaderItem:
         try:
             images = np.stack([self.load(i) for i in idx])
         except LtbenchError as exc:
@@ -113,20 +118,21 @@ class _ImageReader(torch.utils.data.Dataset):
         return torch.from_numpy(images), torch.from_numpy(self.labels[idx])
 
 
-class _OrderSampler(torch.utils.data.Sampler):
+class _OrderSampler(torch.utils.data.Sampler[list[int]]):
     """Yields the index lists of the current pass: the order comes from the trainer, not the DataLoader."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.batches: list[list[int]] = []
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[list[int]]:
         return iter(self.batches)
 
     def __len__(self) -> int:
         return len(self.batches)
 
 
-def _loader(reader: _ImageReader, sampler: _OrderSampler, workers: int, pin: bool):
+def _loader(reader: _ImageReader, sampler: _OrderSampler, workers: int,
+            pin: bool) -> torch.utils.data.DataLoader[ReaderItem]:
     return torch.utils.data.DataLoader(reader, batch_size=None, sampler=sampler, num_workers=workers,
                                        pin_memory=pin, persistent_workers=workers > 0,
                                        prefetch_factor=4 if workers > 0 else None)
@@ -164,8 +170,8 @@ class FileSource:
         self.labels = torch.from_numpy(self.reader.labels).to(device)
         self.workers = max(0, int(workers))
         self._sampler = _OrderSampler()
-        self._loader = None
-        self._threads = None
+        self._loader: torch.utils.data.DataLoader[ReaderItem] | None = None
+        self._threads: ThreadPoolExecutor | None = None
 
     def __len__(self) -> int:
         return len(self.reader)

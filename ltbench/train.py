@@ -21,7 +21,7 @@ import traceback
 from contextlib import ExitStack, closing
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -40,6 +40,9 @@ from ltbench.protocol import protocol_record
 from ltbench.rundir import RunDir
 from ltbench.tracking import NullTracker, make_tracker
 from ltbench.trainer import RunDiverged, RuntimeOptions, Trainer, make_sources, resolve_device
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 __all__ = ["DamagedCheckpoint", "RunDiverged", "RuntimeOptions", "Trainer", "environment", "make_sources",
            "resolve_device", "run_directory", "train"]
@@ -128,7 +131,10 @@ def _train(spec: RunSpec, runtime: RuntimeOptions, run_dir: RunDir, device: torc
         if verdict[0] == "locked":
             raise RunLocked(verdict[1])
         if verdict[0] == "done":
-            return _finished(run_dir)
+            finished = _finished(run_dir)
+            # the main rank has just read this record under the run lock, and every rank reads the same directory
+            assert finished is not None
+            return finished
         if dist.is_main:
             _claim(run_dir, spec, runtime.force)
         dist.barrier()
@@ -179,7 +185,8 @@ def _claim(run_dir: RunDir, spec: RunSpec, force: bool) -> None:
 def _loop(tr: Trainer, run_dir: RunDir, runtime: RuntimeOptions) -> dict[str, Any]:
     spec = tr.spec
     ckpt = load_checkpoint(run_dir, spec)
-    start, best, elapsed = 0, {"epoch": None, "top1": None}, 0.0
+    best: dict[str, Any] = {"epoch": None, "top1": None}
+    start, elapsed = 0, 0.0
     if ckpt is not None:
         try:
             tr.load_state(ckpt)
@@ -271,9 +278,10 @@ class _Progress:
         self.steps_per_epoch = steps_per_epoch
         self.spec = spec
         self.start_epoch = start_epoch
-        self.bar = None
+        self.bar: Progress | None = None
+        self.task: TaskID
 
-    def __enter__(self):
+    def __enter__(self) -> _Progress:
         if self.enabled:
             from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -294,7 +302,7 @@ class _Progress:
             self.bar.update(self.task, description=f"{self.spec.run_id} epoch {epoch + 1}/{self.spec.train.epochs}"
                                                    f"{shown}")
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: Any) -> Literal[False]:
         if self.bar is not None:
             self.bar.__exit__(*exc)
         return False

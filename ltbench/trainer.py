@@ -13,7 +13,8 @@ import math
 import os
 import sys
 import time
-from contextlib import nullcontext
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -80,8 +81,12 @@ def _workers(runtime: RuntimeOptions) -> int:
     return max(1, min(8, (os.cpu_count() or 1) // per_node))
 
 
+# what a trainer reads images from: resident tensors or an image list (ltbench/sources.py)
+Source = FileSource | ResidentSource
+
+
 def make_sources(bundle: DataBundle, device: torch.device, image_size: int | None = None, workers: int = 0,
-                 cache_dir: Path | None = None):
+                 cache_dir: Path | None = None) -> tuple[Source, Source]:
     """Train and test sources for a bundle (resident tensors for CIFAR-sized data, files for ImageNet-LT).
 
     File-backed train images arrive as base_size(image_size) squares (views are cropped on the device);
@@ -123,7 +128,7 @@ class Trainer(TrainerServices):
         self.train, self.test = make_sources(bundle, device, spec.train.image_size, workers, runtime.image_cache)
         self.image_size = self.train.image_size
         self.family = info.family
-        self.val = None
+        self.val: Source | None = None
         if bundle.files is not None:
             crop = spec.train.image_size or info.size
             self.image_size = (crop, crop)  # views are crops of the stored base-size squares
@@ -131,6 +136,7 @@ class Trainer(TrainerServices):
                 self.val = FileSource(bundle.files["val"], device, base_size(crop), crop, workers,
                                       runtime.image_cache)
         elif bundle.val_labels is not None:  # the val half of a resident test set (ltbench.data.val_split)
+            assert bundle.val_images is not None  # val_split sets the images and labels together
             self.val = ResidentSource(bundle.val_images, bundle.val_labels, device)
         self._norm = (torch.tensor(info.mean, device=device).view(1, -1, 1, 1),
                       torch.tensor(info.std, device=device).view(1, -1, 1, 1))
@@ -159,7 +165,7 @@ class Trainer(TrainerServices):
                                          weight_decay=t.weight_decay)
 
     # ----- services -------------------------------------------------------------------------
-    def autocast(self):
+    def autocast(self) -> AbstractContextManager[Any]:
         if self.spec.train.precision == "bf16":
             return torch.autocast(self.device.type, dtype=torch.bfloat16)
         return nullcontext()
@@ -188,8 +194,10 @@ class Trainer(TrainerServices):
         return self.train.fetch(idx)
 
     # ----- loop -----------------------------------------------------------------------------
-    def train_epoch(self, epoch: int, on_step=None) -> dict[str, float]:
+    def train_epoch(self, epoch: int, on_step: Callable[[], object] | None = None) -> dict[str, float]:
         t = self.spec.train
+        # the config fills both from the schedule when the spec is resolved (ltbench.config, resolve_schedule)
+        assert t.warmup_epochs is not None and t.lr_milestones is not None
         lr = lr_at(epoch, t.lr, t.schedule, t.epochs, t.warmup_epochs, t.lr_milestones)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
@@ -202,9 +210,10 @@ class Trainer(TrainerServices):
         batches = self.train.batches(perm, t.batch_size // self.dist.world)  # drop_last=False, as the references
         while True:
             t0 = time.perf_counter()
-            images, labels = next(batches, (None, None))
-            if images is None:
+            batch = next(batches, None)
+            if batch is None:
                 break
+            images, labels = batch
             views = [self.augment(p, images) for p in self.method.views()]
             data_time += time.perf_counter() - t0
             self.train_step(images, labels, views, sums)
@@ -232,7 +241,7 @@ class Trainer(TrainerServices):
             sums[key] = sums.get(key, 0.0) + value.detach().float()
 
     @torch.inference_mode()
-    def predict(self, source=None, keep_logits: bool = False) -> torch.Tensor:
+    def predict(self, source: Source | None = None, keep_logits: bool = False) -> torch.Tensor:
         """Top-1 predictions; with keep_logits, `self.last_logits[id(source)]` also holds the float16 logits
         (argmax is taken before the cast, so predictions are the same either way)."""
         source = self.test if source is None else source
@@ -253,6 +262,7 @@ class Trainer(TrainerServices):
     def evaluate_val(self) -> float:
         """Top-1 on the val list (selection only; never reported as the test number)."""
         preds = self.predict(self.val, keep_logits=True)
+        assert self.val is not None  # called only where the run has a val list
         return float(100.0 * (preds == self.val.labels.cpu()).double().mean())
 
     def evaluate(self) -> dict[str, Any]:

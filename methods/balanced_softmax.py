@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ltbench.losses import balanced_softmax_loss
-from ltbench.method import BaseHparams, Batch, Method, StepOutput
+from ltbench.method import BaseHparams, Batch, Method, StepOutput, TrainerServices
 from ltbench.registry import register_method
 
 if TYPE_CHECKING:
@@ -19,7 +19,7 @@ else:  # torch on first use (ltbench/lazy.py)
 class BalancedSoftmax(Method[BaseHparams]):
     description = "Balanced Softmax"
 
-    def __init__(self, hp, services):
+    def __init__(self, hp: BaseHparams, services: TrainerServices) -> None:
         super().__init__(hp, services)
         self.counts = torch.as_tensor(services.class_counts, dtype=torch.float32, device=services.device)
 

@@ -22,12 +22,12 @@ BCL trains 90 epochs on ImageNet-LT; here the preset's epochs apply (100 under `
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal, TypeVar
+from typing import TYPE_CHECKING, Literal, TypeVar, cast
 
 from ltbench.bounds import bounded
 from ltbench.errors import LtbenchError
 from ltbench.losses_balanced import balanced_contrastive_loss, log_prior, logit_adjusted
-from ltbench.method import BaseHparams, Batch, Method, StepOutput
+from ltbench.method import BaseHparams, Batch, Method, StepOutput, TrainerServices
 from ltbench.models import ModelOptions
 from ltbench.pipelines import PipelineName
 from ltbench.registry import register_method
@@ -35,6 +35,8 @@ from ltbench.registry import register_method
 if TYPE_CHECKING:
     import torch
     import torch.nn.functional as F
+
+    from ltbench.models.model import LTModel
 else:  # torch on first use (ltbench/lazy.py)
     from ltbench.lazy import F, torch
 
@@ -70,14 +72,14 @@ class BCL(Method[BH]):
     family_defaults = {"imagenet": BCL_IMAGENET}
     train_defaults = {"cifar": BCL_TRAIN, "imagenet": BCL_TRAIN_IMAGENET}
 
-    def __init__(self, hp, services):
+    def __init__(self, hp: BH, services: TrainerServices) -> None:
         super().__init__(hp, services)
         if min(services.class_counts) < 1:  # log prior and ConCutMix's log n_k are undefined for them
             raise LtbenchError(f"{type(self).__name__} needs at least one training image per class; this subset "
                                f"has counts {list(services.class_counts)} (raise max_per_class or lower the ratio)")
         self.log_prior = log_prior(services.class_counts, services.device)
         self.tau = hp.la_tau  # ConCutMix resolves a per-setting value
-        self.model: torch.nn.Module | None = None
+        self.model: LTModel | None = None
 
     def model_options(self) -> ModelOptions:
         # the projection comes back un-normalised: ConCutMix needs the raw one; BCL normalises it here
@@ -85,7 +87,9 @@ class BCL(Method[BH]):
                             feat_dim=self.hp.feat_dim, centres_head=True, normalize_features=False)
 
     def setup_model(self, model: torch.nn.Module) -> None:
-        self.model = model  # the class centres are computed from its classifier weights every step
+        # the class centres are computed from its classifier weights every step; the trainer always builds
+        # an LTModel (ltbench/models/model.py), which the base signature only knows as a Module
+        self.model = cast("LTModel", model)
 
     def views(self) -> tuple[str, ...]:
         return (self.hp.view_cls, self.hp.view_con, self.hp.view_con)
@@ -111,6 +115,7 @@ class BCL(Method[BH]):
     def training_step(self, batch: Batch) -> StepOutput:
         y = batch.labels
         (z, _), (_, f1), (_, f2) = self.sv.forward(batch.views)
+        assert f1 is not None and f2 is not None  # model_options asks for the projection head
         ce = self.ce(self.adjusted(z), y)
         sc = self.bcl(f1, f2, y, self.class_centres())
         return StepOutput(self.hp.w_ce * ce + self.hp.w_bcl * sc, {"ce": ce.detach(), "bcl": sc.detach()})

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ltbench.bounds import bounded
 from ltbench.losses import class_balanced_weights, focal_loss, sigmoid_focal_cb_loss
-from ltbench.method import BaseHparams, Batch, Method, StepOutput
+from ltbench.method import BaseHparams, Batch, Method, StepOutput, TrainerServices
 from ltbench.registry import register_method
 
 if TYPE_CHECKING:
@@ -30,6 +30,14 @@ class CBFocalHparams(BaseHparams):
     variant: Literal["sigmoid", "softmax"] = "sigmoid"
     cb_beta: float = field(default=0.9999, metadata=bounded(ge=0, lt=1))
     gamma: float = field(default=1.0, metadata=bounded(ge=0))
+
+
+def _linear_head(model: torch.nn.Module) -> torch.nn.Linear:
+    """The model's classifier: always the plain linear head, since this method keeps the default
+    ModelOptions (ltbench/models/heads.py, make_classifier("linear", ...))."""
+    head = model.classifier
+    assert isinstance(head, torch.nn.Linear)
+    return head
 
 
 @register_method("cb-focal", "class-balanced focal loss (sigmoid, Cui et al.; beta 0.9999, gamma 1)",
@@ -47,19 +55,19 @@ class CBFocal(Method[CBFocalHparams]):
             out = super().resolve_hparams(out, epochs)
         return out
 
-    def __init__(self, hp, services):
+    def __init__(self, hp: CBFocalHparams, services: TrainerServices) -> None:
         super().__init__(hp, services)
         self.cb = class_balanced_weights(services.class_counts, hp.cb_beta).to(services.device)
 
     def setup_model(self, model: torch.nn.Module) -> None:
         if self.hp.variant == "sigmoid" and self.sv.num_classes > 1:
             # prior-probability init of the sigmoid head: every class starts at p = 1/C (Cui et al.)
-            torch.nn.init.constant_(model.classifier.bias, -math.log(self.sv.num_classes - 1))
+            torch.nn.init.constant_(_linear_head(model).bias, -math.log(self.sv.num_classes - 1))
 
-    def param_groups(self, model: torch.nn.Module):
+    def param_groups(self, model: torch.nn.Module) -> list[dict[str, Any]] | None:
         if self.hp.variant != "sigmoid":
             return None
-        bias = model.classifier.bias
+        bias = _linear_head(model).bias
         rest = [p for p in model.parameters() if p is not bias]
         return [{"params": rest}, {"params": [bias], "weight_decay": 0.0}]
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from ltbench.augment import cutmix_box
 from ltbench.bounds import bounded
 from ltbench.losses_balanced import rectified_labels, soft_cross_entropy
-from ltbench.method import Batch, EpochFraction, StepBranch, StepOutput, epoch_fraction
+from ltbench.method import Batch, EpochFraction, StepBranch, StepOutput, TrainerServices, epoch_fraction
 from ltbench.mixing import mixing_branches
 from ltbench.registry import register_method
 
@@ -50,7 +50,9 @@ LA_TAU = {(True, 100): 0.9, (True, 50): 0.75, (True, 10): 1.0, (False, 100): 0.8
 
 @dataclass
 class ConCutMixHparams(BCLHparams):
-    la_tau: float | None = field(default=None, metadata=bounded(ge=0))  # None: per setting (module doc)
+    # None: per setting (module doc); the base BCL field is a plain float, but ConCutMix.__init__ resolves
+    # None to a float before anything reads it, so the wider type never reaches BCL's code
+    la_tau: float | None = field(default=None, metadata=bounded(ge=0))  # type: ignore[assignment]
     mix_prob: float = field(default=0.5, metadata=bounded(ge=0, le=1))  # per batch
     mix_alpha: float = field(default=1.0, metadata=bounded(gt=0))  # lambda ~ Beta(alpha, alpha)
     l_d_warm: int | None = field(default=None, metadata={**epoch_fraction(0.5), **bounded(ge=0)})
@@ -73,7 +75,7 @@ class ConCutMix(BCL[ConCutMixHparams]):
         """Mixed and plain (BCL) batches; ConCutMix mixes in every epoch (no window)."""
         return mixing_branches(hparams, epochs)
 
-    def __init__(self, hp, services):
+    def __init__(self, hp: ConCutMixHparams, services: TrainerServices) -> None:
         super().__init__(hp, services)
         many = services.num_classes >= 100
         counts = services.class_counts
@@ -103,10 +105,12 @@ class ConCutMix(BCL[ConCutMixHparams]):
         mixed = xc.clone()
         mixed[:, :, top:bottom, left:right] = fg[:, :, top:bottom, left:right]
         (z, g), (_, f1), (_, f2) = self.sv.forward([mixed, xs1, xs2])
+        assert g is not None and f1 is not None and f2 is not None  # model_options asks for the projection
         centres = self.class_centres()
         num_classes = self.sv.num_classes
         area = lam * _one_hot(y, num_classes) + (1.0 - lam) * _one_hot(y_fg, num_classes)
         target = area
+        assert hp.l_d_warm is not None  # resolved from its epoch_fraction before the method is built
         if self.epoch >= hp.l_d_warm:
             target = rectified_labels(area, g.detach(), centres.detach(), self.counts, self.topk, self.omega)
         ce = soft_cross_entropy(self.adjusted(z), target, self.class_weights)

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from ltbench.bounds import bounded
 from ltbench.losses import ldam_loss, ldam_margins
-from ltbench.method import BaseHparams, Batch, Method, StepOutput
+from ltbench.method import BaseHparams, Batch, Method, StepOutput, TrainerServices
 from ltbench.models import ModelOptions
 from ltbench.registry import register_method
 
@@ -28,7 +28,7 @@ class LDAM(Method[LDAMHparams]):
     Hparams = LDAMHparams
     description = "LDAM"
 
-    def __init__(self, hp, services):
+    def __init__(self, hp: LDAMHparams, services: TrainerServices) -> None:
         super().__init__(hp, services)
         self.margins = ldam_margins(services.class_counts, hp.max_m).to(services.device)
 

@@ -182,9 +182,11 @@ class SMCL(Method[SMCLHparams]):
 
     def supcon(self, feats: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
         """SupCon mean over anchors, or the `weights`-weighted mean (one weight per anchor row)."""
+        base = self.hp.base_temperature
+        assert base is not None  # resolve_hparams sets None to the temperature
         if weights is None:
-            return supcon_loss(feats, labels, self.hp.temperature, self.hp.base_temperature)
-        per = supcon_loss(feats, labels, self.hp.temperature, self.hp.base_temperature, reduction="none")
+            return supcon_loss(feats, labels, self.hp.temperature, base)
+        per = supcon_loss(feats, labels, self.hp.temperature, base, reduction="none")
         return (weights * per).sum() / weights.sum()
 
     def model_maps(self, x1: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -196,7 +198,9 @@ class SMCL(Method[SMCLHparams]):
 
     def masking_now(self) -> bool:
         r = self.sv.rng.random()  # drawn every batch so the stream does not depend on the epoch
-        return self.epoch >= self.hp.mask_start_epoch and r < self.hp.mask_prob
+        start = self.hp.mask_start_epoch
+        assert start is not None  # resolved from its epoch_fraction before the method is built
+        return self.epoch >= start and r < self.hp.mask_prob
 
     def training_step(self, batch: Batch) -> StepOutput:
         if not self.masking_now():
@@ -207,6 +211,7 @@ class SMCL(Method[SMCLHparams]):
         x1, x2 = batch.views
         y = batch.labels
         (z1, f1), (z2, f2) = self.sv.forward([x1, x2])
+        assert f1 is not None and f2 is not None  # model_options asks for the projection head
         ce = self.ce(torch.cat([z1, z2]), torch.cat([y, y]))
         sc = self.supcon(torch.stack([f1, f2], dim=1), y)
         zero = ce.new_zeros(())
@@ -220,6 +225,7 @@ class SMCL(Method[SMCLHparams]):
         # SaliencyMix's normalised input uses its own CIFAR statistics; other channel counts use ours
         stats = {} if x1.shape[1] == 3 else {"mean": self.sv.mean, "std": self.sv.std}
         if hp.mask_locator == "model-saliency":
+            assert maps is not None  # masked_step computes the maps for this locator
             rows, cols = peak(maps[:1] if hp.box_per == "batch" else maps)
         else:
             rows, cols = locate(images, hp.mask_locator, hp.saliency, hp.saliency_input, self.sv.generator,
@@ -253,13 +259,14 @@ class SMCL(Method[SMCLHparams]):
         xm, mask, lam_b = self.mask_batch(x1, xt1, maps)
         outs = self.sv.forward([x1, x2, xt1, xt2, xm])
         logits = torch.cat([z for z, _ in outs])
-        feats = torch.cat([f for _, f in outs]).unsqueeze(1)
+        feats = torch.cat([_projection(f) for _, f in outs]).unsqueeze(1)
         y_src = torch.cat([y, y, yt, yt, y])
         y_tgt = torch.cat([y, y, yt, yt, yt])
         lam = lam_b.mean()
         ce = self.mixed_ce(logits, y_src, y_tgt, lam, lam_b)
         weights = None
         if hp.supcon_weighting == "saliency":  # x1, x2, xt1, xt2 keep all their mass; xm 1 - its share in the box
+            assert maps is not None  # need_maps holds for this weighting
             keep = 1.0 - box_mass_share(maps, mask)
             weights = torch.cat([torch.ones(4 * y.shape[0], device=keep.device, dtype=keep.dtype), keep])
         sc = (1 - lam) * self.supcon(feats, y_src, weights) + lam * self.supcon(feats, y_tgt, weights)
@@ -273,7 +280,8 @@ class SMCL(Method[SMCLHparams]):
             return {"beta": self.hp.target_beta}
         return {}
 
-    def mixed_ce(self, logits, y_src, y_tgt, lam, lam_b) -> torch.Tensor:
+    def mixed_ce(self, logits: torch.Tensor, y_src: torch.Tensor, y_tgt: torch.Tensor, lam: torch.Tensor,
+                 lam_b: torch.Tensor) -> torch.Tensor:
         """L_MCE (eq. 5) over the five views, or over x1, x2, xm when target_in_ce is off (H)."""
         b = lam_b.shape[0]
         if not self.hp.target_in_ce:
@@ -294,3 +302,9 @@ class SMCL(Method[SMCLHparams]):
         ls = F.cross_entropy(logits.float(), y_src, reduction="none")
         lt = F.cross_entropy(logits.float(), y_tgt, reduction="none")
         return ((1 - per) * ws * ls).sum() / ws.sum() + (per * wt * lt).sum() / wt.sum()
+
+
+def _projection(feats: torch.Tensor | None) -> torch.Tensor:
+    """One view's projection; never None, since SMCL's model_options asks for the projection head."""
+    assert feats is not None
+    return feats

@@ -88,7 +88,7 @@ def classic_transform(pipeline: str, size: int, mean: Sequence[float], std: Sequ
     return T.Compose(CLASSIC[pipeline](size, mean, std))
 
 
-class ClassicDataset(torch.utils.data.Dataset):
+class ClassicDataset(torch.utils.data.Dataset[tuple[Any, ...]]):
     """uint8 HWC numpy images -> PIL -> one transformed tensor per view, and the label."""
 
     def __init__(self, images_hwc: np.ndarray, labels: np.ndarray, transforms: Sequence[Callable[..., Any]]):

@@ -57,11 +57,11 @@ def _step_entry(case: Case, samples: dict[str, list[float]], medians: dict[str, 
 def _late_epoch(out: dict[str, Any], method_cases: Sequence[Case], samples: dict[str, list[float]]) -> None:
     """A late epoch's steps mix the method's step branches by their `late_share` (Method.step_branches);
     ``late_epoch_step_mix`` is the share of the first (costly) branch, e.g. SMCL's mask_prob."""
-    shares = [c.late_share for c in method_cases]
-    if len(method_cases) < 2 or any(s is None for s in shares):
+    shares = [c.late_share for c in method_cases if c.late_share is not None]
+    if len(method_cases) < 2 or len(shares) < len(method_cases):
         return
     names = [f"full:{c.name}" for c in method_cases]
-    mix = [sum(s * samples[n][r] for s, n in zip(shares, names, strict=True)) / e  # type: ignore[operator]
+    mix = [sum(s * samples[n][r] for s, n in zip(shares, names, strict=True)) / e
            for r, e in enumerate(samples["full:erm"])]
     _put(out, "late_epoch_vs_erm", mix)
     out["late_epoch_step_mix"] = shares[0]
@@ -150,7 +150,9 @@ def targets_report(result: dict[str, Any]) -> list[dict[str, Any]]:
     def add(name: str, op: str, limit: float, value: float | None, spread: Sequence[float] | None) -> None:
         if value is None:
             return
-        ok = (lambda x: x <= limit) if op == "<=" else (lambda x: x >= limit)
+        def ok(x: float) -> bool:
+            return x <= limit if op == "<=" else x >= limit
+
         rows.append({"target": name, "value": value, "spread": spread, "limit": f"{op} {limit:g}",
                      "met": bool(ok(value)), "met_every_round": bool(spread is not None and all(map(ok, spread)))})
 

@@ -85,5 +85,6 @@ def run_rounds(variants: Sequence[Variant], rounds: int, seed: int, device: torc
         order_rng.shuffle(order)
         for v in order:
             samples[v.name].append(time_variant(v, device))
-        round_load.append((loadavg() or [None])[0])
+        load = loadavg()
+        round_load.append(load[0] if load else None)
     return samples, round_load

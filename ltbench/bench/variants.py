@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,7 +47,7 @@ def step_variants(cases: Sequence[Case], reps: int) -> list[Variant]:
         tr = case.trainer
         out.append(Variant(f"bare:{case.name}", bare_step_fn(model_of(tr), tr.optimizer, case.staged,
                                                              case.staged_labels, tr.autocast), reps))
-        out.append(Variant(f"full:{case.name}", (lambda c=case: full_step(c)), reps))
+        out.append(Variant(f"full:{case.name}", functools.partial(full_step, case), reps))
     return out
 
 
@@ -117,7 +118,7 @@ def saliency_variants(case: Case, input_case: Case, info: Any, device: torch.dev
     sal_input = hp.get("saliency_input", "uint8")
     default_op = hp.get("saliency", "fine-grained")
     stats = {} if sal_view.shape[1] == 3 else {"mean": info.mean, "std": info.std}
-    out = [Variant(f"saliency:{op}", (lambda op=op: locate(sal_view, "saliency", op, sal_input, None, **stats)),
+    out = [Variant(f"saliency:{op}", functools.partial(locate, sal_view, "saliency", op, sal_input, None, **stats),
                    reps) for op in SALIENCY_METHODS]
     # model-derived saliency (SMCL mask_locator=model-saliency): the extra no-grad forward + CAM of x1
     cam_x = mtr.normalize(sal_view)
