@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ltbench.errors import LtbenchError
 from ltbench.files import read_json
@@ -82,7 +82,7 @@ def worker_alive(run_dir: Path) -> bool:
     return host == socket.gethostname() and pid_alive(pid)
 
 
-def read_submission(run_dir: Path) -> dict | None:
+def read_submission(run_dir: Path) -> dict[str, Any] | None:
     """The run's submitted.json (None if there is none or it is unreadable)."""
     try:
         info = read_json(Path(run_dir) / SUBMITTED_FILE)

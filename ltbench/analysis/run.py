@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,17 +31,17 @@ class RunAnalysis:
     train_counts: list[int]
     rule: str
     eval_set: str  # "test" (the whole balanced test set) or "test-half" (a val split exists)
-    shifted: list[dict] = field(default_factory=list)  # prior, top1, top1_adjusted
-    curve: list[dict] | None = None  # logit adjustment on test, one row per tau
-    val_curve: list[dict] | None = None  # the same on the val half / val list
+    shifted: list[dict[str, Any]] = field(default_factory=list)  # prior, top1, top1_adjusted
+    curve: list[dict[str, Any]] | None = None  # logit adjustment on test, one row per tau
+    val_curve: list[dict[str, Any]] | None = None  # the same on the val half / val list
     tau: float | None = None  # chosen on val (None: no val; the whole curve is test-selected)
-    calibration: dict[str, dict] = field(default_factory=dict)  # all/many/medium/few -> reliability()
+    calibration: dict[str, dict[str, Any]] = field(default_factory=dict)  # all/many/medium/few -> reliability()
     confusion: np.ndarray | None = None
-    pairs: list[dict] = field(default_factory=list)
+    pairs: list[dict[str, Any]] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
 
 
-def _setting(spec: dict) -> str:
+def _setting(spec: dict[str, Any]) -> str:
     from ltbench.report.labels import setting_id
 
     return setting_id(spec["dataset"], float(spec["ratio"]), spec.get("max_per_class"))
@@ -75,7 +76,7 @@ def analyze_run(run_dir: Path) -> RunAnalysis:
     return a
 
 
-def _shifted(a: RunAnalysis, per_class_acc: list, test: Outputs | None) -> None:
+def _shifted(a: RunAnalysis, per_class_acc: list[float], test: Outputs | None) -> None:
     for label, p in priors.prior_grid(a.train_counts):
         row = {"prior": label, "top1": priors.shifted_accuracy(per_class_acc, p), "top1_adjusted": None}
         if test is not None and test.logits is not None:
@@ -94,7 +95,11 @@ def _logit_adjustment(a: RunAnalysis, test: Outputs, val: Outputs | None) -> Non
 
 
 def _confidence(test: Outputs) -> np.ndarray:
-    return calibration.softmax_confidence(test.logits) if test.logits is not None else test.confidence
+    if test.logits is not None:
+        return calibration.softmax_confidence(test.logits)
+    if test.confidence is None:  # a summary written here always has it (predictions.summarize_logits)
+        raise LtbenchError("predictions.npz has neither logits nor the confidence of a summary")
+    return test.confidence
 
 
 def _calibration(a: RunAnalysis, test: Outputs) -> None:

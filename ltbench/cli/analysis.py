@@ -4,6 +4,7 @@ plot per-class."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
 
@@ -19,6 +20,11 @@ from ltbench.cli.app import (
     warn,
 )
 from ltbench.errors import LtbenchError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+
+    from ltbench.compare import Arm
 
 # ----- paired comparisons ------------------------------------------------------------------------
 
@@ -92,13 +98,13 @@ def compare(
             _print_decomposition(decomp, markdown)
 
 
-def _decomposition(frame, pairs, metrics):
+def _decomposition(frame: pd.DataFrame, pairs: list[tuple[Arm, Arm]], metrics: list[str]) -> pd.DataFrame:
     from ltbench.compare import decomposition
 
     return decomposition(frame, pairs, metrics)
 
 
-def _compare_header(result, mismatch: dict[str, list[str]]) -> list[str]:
+def _compare_header(result: pd.DataFrame, mismatch: dict[str, list[str]]) -> list[str]:
     family = int(result.attrs["family"])
     if family:
         lines = [f"Holm: verdicts adjusted over the {family} comparison(s) of this call (family-wise α = 0.05, "
@@ -112,7 +118,22 @@ def _compare_header(result, mismatch: dict[str, list[str]]) -> list[str]:
     return lines
 
 
-def _print_comparison(result, pairs, mismatch: dict[str, list[str]], markdown: bool) -> None:
+def _comparison_row(r: Any, several: bool) -> tuple[str, ...]:
+    """One printed row of a comparison (r: a row of `compare.paired`'s frame, as itertuples gives it)."""
+    import pandas as pd
+
+    def fmt(value: float | None, spec: str) -> str:
+        return "" if value is None or pd.isna(value) else format(value, spec)
+
+    hw = fmt(r.half_width, ".2f")
+    return ((f"{r.a_arm} − {r.b_arm}",) if several else ()) + (
+        r.setting, r.metric, ",".join(map(str, r.seeds)), f"{r.a:.2f}", f"{r.b:.2f}",
+        " ".join(f"{d:+.2f}" for d in r.diffs), f"{r.diff:+.2f}{' ± ' + hw if hw else ''}", r.verdict,
+        fmt(r.p, ".3f"), fmt(r.p_holm, ".3f"), r.holm)
+
+
+def _print_comparison(result: pd.DataFrame, pairs: list[tuple[Arm, Arm]], mismatch: dict[str, list[str]],
+                      markdown: bool) -> None:
     import pandas as pd
     from rich.table import Table
 
@@ -120,14 +141,7 @@ def _print_comparison(result, pairs, mismatch: dict[str, list[str]], markdown: b
     cols = (("A − B",) if several else ()) + (
         "setting", "metric", "seeds", "A", "B", "A − B per seed", "mean A − B (95 % CI)", "verdict", "p",
         "Holm p", "Holm verdict")
-    rows = []
-    for r in result.itertuples():
-        hw = "" if r.half_width is None or pd.isna(r.half_width) else f" ± {r.half_width:.2f}"
-        p = "" if r.p is None or pd.isna(r.p) else f"{r.p:.3f}"
-        ph = "" if r.p_holm is None or pd.isna(r.p_holm) else f"{r.p_holm:.3f}"
-        rows.append(((f"{r.a_arm} − {r.b_arm}",) if several else ()) + (
-            r.setting, r.metric, ",".join(map(str, r.seeds)), f"{r.a:.2f}", f"{r.b:.2f}",
-            " ".join(f"{d:+.2f}" for d in r.diffs), f"{r.diff:+.2f}{hw}", r.verdict, p, ph, r.holm))
+    rows = [_comparison_row(r, several) for r in result.itertuples()]
     header = _compare_header(result, mismatch)
     if markdown:
         if not several:
@@ -146,7 +160,7 @@ def _print_comparison(result, pairs, mismatch: dict[str, list[str]], markdown: b
     console.print(table)
 
 
-def _print_decomposition(decomp, markdown: bool) -> None:
+def _print_decomposition(decomp: pd.DataFrame, markdown: bool) -> None:
     import pandas as pd
 
     text = ("Variance decomposition (method of moments, random effects: data seed x class order crossed, "

@@ -82,6 +82,8 @@ def data_cache(
         if info.bundle is None:
             raise LtbenchError(f"{name} is held in memory; only file-backed data sets (imagenet-lt) are cached")
         bundle = build_bundle(name, info.fixed_ratio or 1, data_dir=data_dir, split_dir=split_dir, with_val=val)
+        if bundle.files is None:  # a file-backed data set's bundle always lists its files (datasets.build_bundle)
+            raise LtbenchError(f"{name}: the bundle lists no image files to cache")
         base = base_size(image_size)
         for split, files in bundle.files.items():
             out = base if split == "train" else image_size

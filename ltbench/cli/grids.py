@@ -25,6 +25,7 @@ from ltbench.errors import LtbenchError
 
 if TYPE_CHECKING:  # pragma: no cover
     from ltbench.grid import Grid
+    from ltbench.report.table import TableResult
 
 FORMATS = ("md", "tex", "csv")
 
@@ -137,7 +138,7 @@ def _check_select(select: str) -> None:
         raise LtbenchError(f"--select must be last, best or val, got {select!r}")
 
 
-def _write_outputs(t, out: Path, formats: list[str], layout: str = "wide") -> None:
+def _write_outputs(t: TableResult, out: Path, formats: list[str], layout: str = "wide") -> None:
     from ltbench.report.render import write_table
 
     paths = write_table(t, out, [f for f in formats if not (layout == "compact" and f == "md")])
@@ -151,7 +152,7 @@ def _write_outputs(t, out: Path, formats: list[str], layout: str = "wide") -> No
         say(f"wrote {path}")
 
 
-def _table_extras(t, badges: bool, cost: bool) -> None:
+def _table_extras(t: TableResult, badges: bool, cost: bool) -> None:
     """Opt-in badges and cost (ltbench.report.badges, ltbench.report.costs); each adds its rule to the caption."""
     if badges:
         from ltbench.report.badges import apply as apply_badges
@@ -199,7 +200,7 @@ def table(
             console.print(rich_table_for(t))
 
 
-def rich_table_for(t):
+def rich_table_for(t: TableResult) -> Table:
     from ltbench.report.render import rich_table
 
     return rich_table(t)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.markup import escape
@@ -80,11 +82,11 @@ def run(
             print_final(spec.run_id, runtime.results_dir, final)
 
 
-def _fmt(value) -> str:
+def _fmt(value: float | None) -> str:
     return "—" if value is None else f"{value:.2f}"
 
 
-def print_final(run_id: str, results_dir: Path, final: dict) -> None:
+def print_final(run_id: str, results_dir: Path, final: dict[str, Any]) -> None:
     table = Table(title=run_id, show_header=True)
     for col in ("top1", "many", "medium", "few", "best (oracle)"):
         table.add_column(col, justify="right")
@@ -232,13 +234,13 @@ def _ms(value: float) -> str:
     return f"{value:,.1f}" if value >= 10 else f"{value:.2f}"
 
 
-def _spread(spread) -> str:
+def _spread(spread: Sequence[float] | None) -> str:
     if spread is None:
         return ""
     return "[" + ", ".join(f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.3g}" for v in spread) + "]"
 
 
-def print_tables(result: dict) -> None:
+def print_tables(result: dict[str, Any]) -> None:
     cfg = result["config"]
     layout = "channels-last" if cfg["channels_last"] else "contiguous"
     console.print(f"{cfg['method']} on {cfg['dataset']} r{cfg['ratio']:g}: {cfg['backbone']}, "

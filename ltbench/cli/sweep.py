@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import typer
 from rich.table import Table
@@ -76,7 +76,7 @@ def sweep(
         raise typer.Exit(1)
 
 
-def run_sweep(grid: Grid, results_dir: Path, options: LaunchOptions | None = None, **kwargs) -> SweepOutcome:
+def run_sweep(grid: Grid, results_dir: Path, options: LaunchOptions | None = None, **kwargs: Any) -> SweepOutcome:
     """`ltbench.sweep.sweep_grid` shown on the console; Ctrl-C ends the command with exit code 130."""
     from ltbench.sweep import SweepInterrupted, sweep_grid
 
@@ -222,7 +222,8 @@ def _print_failures(outcome: SweepOutcome) -> None:
             err_console.print(f"      {line}", highlight=False, soft_wrap=True, markup=False)
 
 
-def plan_table(planned: Sequence[PlannedRun], estimates: dict | None = None, actual: dict | None = None) -> Table:
+def plan_table(planned: Sequence[PlannedRun], estimates: dict[str, Any] | None = None,
+               actual: dict[str, Any] | None = None) -> Table:
     from ltbench.estimate import fmt_duration
     from ltbench.report.labels import fmt_value
 
