@@ -19,6 +19,19 @@ mkdir -p "$OUT"
 "$LTBENCH" plot per-class --grid experiments/cpu-study.yaml --results-dir "$RUNS" \
     --out "$OUT/cpu-study-per-class.png"
 
+# A comparison that cannot be made yet (no common seed) is said in the file; a crash is a bug, never a
+# result: its traceback goes to the terminal and the script stops.
+not_yet() {
+    if grep -q '^Traceback' "$1"; then
+        cat "$1" >&2
+        echo "cpu-study-report.sh: ltbench crashed (above); no report written from it" >&2
+        exit 1
+    fi
+    # the records' folder is left out of the message: the same records give the same file wherever they are
+    grep -v '^warning:' "$1" | while IFS= read -r line; do printf '%s\n' "${line//" under $RUNS"/}"; done
+    echo "(not available yet)"
+}
+
 # compare GRID A B METRIC...: one paired A − B table (per seed, mean, 95 % t-interval, Holm over the call)
 # per call. Arms whose protocols differ (e.g. SCL's batch 256 against ERM's 128) are compared anyway: the
 # table then names every differing field in a "PROTOCOL DIFFERS" line.
@@ -34,7 +47,7 @@ compare() {
     err=$(mktemp)
     "$LTBENCH" compare "experiments/$grid.yaml" --results-dir "$RUNS" --a "$a" --b "$b" "${metrics[@]}" --md \
         --allow-protocol-mismatch \
-        2>"$err" || { grep -v '^warning:' "$err"; echo "(not available yet)"; }
+        2>"$err" || not_yet "$err"
     rm -f "$err"
 }
 
@@ -56,7 +69,7 @@ family() {
     err=$(mktemp)
     "$LTBENCH" compare "experiments/$grid.yaml" --results-dir "$RUNS" "${pairs[@]}" "${metrics[@]}" --md \
         --allow-protocol-mismatch --decompose \
-        2>"$err" || { grep -v '^warning:' "$err"; echo "(not available yet)"; }
+        2>"$err" || not_yet "$err"
     rm -f "$err"
 }
 

@@ -58,7 +58,9 @@ class Arm:
             col = value_column(sel, key)
             if col is None:
                 return sel.iloc[0:0]
-            sel = sel[sel[col].map(lambda v, value=value: str(norm(v)) == str(norm(_parse_scalar(value))))]
+            match = sel[col].map(lambda v, value=value: str(norm(v)) == str(norm(_parse_scalar(value))))
+            # .loc with a bool mask: an empty object-dtype mask given to `sel[...]` selects columns (none)
+            sel = sel.loc[match.astype(bool)]
         return sel
 
 

@@ -164,6 +164,9 @@ class Method(Generic[H]):
         self.sv = services
         self.epoch = 0
         self.class_weights: torch.Tensor | None = None
+        # images that went through an extra no-grad forward of the model in the latest training step (a
+        # map computed by the model, say); `ltbench bench` reports them beside the trained images
+        self.nograd_images = 0
 
     # ----- declarations -------------------------------------------------------------------
     def model_options(self) -> ModelOptions:

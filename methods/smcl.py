@@ -175,7 +175,6 @@ class SMCL(Method[SMCLHparams]):
 
     def setup_model(self, model: torch.nn.Module) -> None:
         self.model = model  # model-saliency maps come from an extra no-grad forward of x1
-        self.nograd_images = 0  # images of that forward in the latest step (ltbench bench counts them)
 
     def views(self) -> tuple[str, ...]:
         return (self.hp.view1, self.hp.view2)

@@ -195,3 +195,17 @@ def test_an_unbalanced_subject_is_named_not_fatal():
     assert len(a) == 1 and a["component"].iloc[0].startswith("not decomposed: the grid is not balanced")
     assert set(table[table["subject"] == "b"]["component"]) == {"data seed", "class order",
                                                                 "data seed x class order", "training seed"}
+
+
+def test_an_arm_whose_value_matches_no_run_selects_none_and_keeps_the_columns():
+    """A value no run has (or a method without runs) leaves an empty selection with every column, so the
+    command says "no setting has finished runs" in one line; an empty object-dtype mask once selected
+    *columns* instead (a KeyError traceback)."""
+    frame = select_runs(collect(HERE / "runs", warn=pytest.fail), load_grid(HERE / "grid.yaml"), warn=pytest.fail)
+    for text in ("drw|seed=99", "nope|seed=0", "drw|seed=99|batch_size=128"):
+        rows = Arm.parse(text).rows(frame)
+        assert rows.empty and list(rows.columns) == list(frame.columns), text
+    assert paired(frame, Arm.parse("drw|seed=99"), Arm.parse("erm")).empty
+    args = ["compare", str(HERE / "grid.yaml"), "--a", "nope|seed=1", "--b", "erm", "--results-dir", str(HERE / "runs")]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1 and "no setting" in res.output

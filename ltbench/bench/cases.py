@@ -126,7 +126,7 @@ def record_forwards(case: Case) -> None:
         raise LtbenchError(f"method {case.spec.method} forwarded nothing in a training step")
     case.staged, case.staged_labels = staged, labels
     case.images_per_step = sum(x.shape[0] for x in staged)
-    case.nograd_images = getattr(tr.method, "nograd_images", 0)
+    case.nograd_images = tr.method.nograd_images
 
 
 def model_of(trainer: Any) -> Callable[[torch.Tensor], Any]:
