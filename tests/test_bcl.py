@@ -5,40 +5,17 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from ltbench.methods.bcl import BCL, BCLHparams
+from ltbench.methods.bcl import BCLHparams
 
 from ltbench.config import build_spec
 from ltbench.errors import LtbenchError
-from ltbench.files import read_jsonl
 from ltbench.losses_balanced import balanced_contrastive_loss, log_prior, logit_adjusted
 from ltbench.method import Batch, TrainerServices
-from ltbench.models import build_model
-from ltbench.train import RuntimeOptions, run_directory, train
-
-# ----- literal formulas (loops over anchors, written from the papers) ------------------------------
-
-def literal_bal_scl(feats, labels, protos, temperature):
-    """BCL's BalSCL by the formula: anchors = the 2B views; contrast = other views + prototypes."""
-    b, v, _ = feats.shape
-    vecs = [feats[i, j] for j in range(v) for i in range(b)]
-    labs = [int(labels[i]) for j in range(v) for i in range(b)]
-    cvecs = vecs + ([protos[c] for c in range(protos.shape[0])] if protos is not None else [])
-    clabs = labs + (list(range(protos.shape[0])) if protos is not None else [])
-    total = 0.0
-    for a, (fa, ya) in enumerate(zip(vecs, labs, strict=True)):
-        members: dict[int, list[int]] = {}
-        for q, yq in enumerate(clabs):
-            if q != a:
-                members.setdefault(yq, []).append(q)
-        denom = sum(sum(math.exp(float((fa @ cvecs[q]).detach()) / temperature) for q in qs) / len(qs)
-                    for qs in members.values())
-        pos = members.get(ya, [])
-        total += -sum(float((fa @ cvecs[p]).detach()) / temperature - math.log(denom) for p in pos) / len(pos)
-    return total / len(vecs)
+from ltbench.train import train
+from tests.bcl_helpers import BclServices, check_exact_resume, have_fashion_mnist, literal_bal_scl, make_bcl, runtime
 
 
 def _unit(*xy):
@@ -86,32 +63,10 @@ def test_logit_adjustment_equals_the_literal_formula():
 
 # ----- the method's loss, recomputed from its model ----------------------------------------------------
 
-class FakeServices(TrainerServices):
-    def __init__(self, counts, model=None, seed=0):
-        self.num_classes = len(counts)
-        self.class_counts = list(counts)
-        self.epochs = 4
-        self.device = torch.device("cpu")
-        self.generator = torch.Generator().manual_seed(seed)
-        self.rng = np.random.default_rng(seed)
-        self.image_size = (16, 16)
-        self.mean, self.std = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
-        self.model = model
-
-    def forward(self, views):
-        sizes = [v.shape[0] for v in views]
-        logits, feats = self.model(torch.cat(views))
-        return list(zip(logits.split(sizes), feats.split(sizes), strict=True))
-
-
-def make_bcl(cls=BCL, counts=(6, 3, 1), **hp):
-    torch.manual_seed(0)
-    sv = FakeServices(counts)
-    method = cls(cls.Hparams(**hp), sv)
-    sv.model = build_model("resnet8", sv.num_classes, 3, method.model_options())
-    method.setup_model(sv.model)
-    method.on_epoch_start(0)
-    return method, sv
+def test_bcl_services_provide_the_trainer_services():
+    """tests/bcl_helpers.py's fake has no base class: it must carry every member of the protocol itself."""
+    sv: TrainerServices = BclServices((6, 3, 1))  # the typed assignment is what mypy checks; isinstance at run time
+    assert isinstance(sv, TrainerServices)
 
 
 def expected_bcl_loss(model, views, y, counts, hp: BCLHparams):
@@ -148,25 +103,6 @@ def test_bcl_prototypes_get_gradients_through_the_centres_head():
 
 # ----- through the trainer -----------------------------------------------------------------------------
 
-def _runtime(path, **kw):
-    return RuntimeOptions(results_dir=path, device="cpu", argv=["test"], **kw)
-
-
-def check_exact_resume(spec, tmp_path):
-    straight = train(spec, _runtime(tmp_path / "a"))
-    assert train(spec, _runtime(tmp_path / "b", stop_after_epochs=1)) == {}
-    resumed = train(spec, _runtime(tmp_path / "b"))
-    for key in ("top1", "per_class_acc", "best_top1", "best_epoch"):
-        assert resumed[key] == straight[key], key
-    a = torch.load(run_directory(spec, tmp_path / "a") / "last.pt", weights_only=True)["model"]
-    b = torch.load(run_directory(spec, tmp_path / "b") / "last.pt", weights_only=True)["model"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    rows_a = read_jsonl(run_directory(spec, tmp_path / "a") / "metrics.jsonl")
-    rows_b = read_jsonl(run_directory(spec, tmp_path / "b") / "metrics.jsonl")
-    assert [r["loss"] for r in rows_a] == [r["loss"] for r in rows_b]
-    return straight
-
-
 def test_bcl_trains_and_resumes_bit_identically_on_shapes(tmp_path, tiny):
     spec = build_spec("bcl", "shapes", 10, 0, "paper", {**tiny, "max_per_class": 30, "epochs": 2})
     assert spec.train.lr == 0.15 and spec.train.weight_decay == 5e-4 and spec.train.schedule == "smcl-step"
@@ -174,16 +110,14 @@ def test_bcl_trains_and_resumes_bit_identically_on_shapes(tmp_path, tiny):
 
 
 def test_bcl_one_epoch_on_fashion_mnist(tmp_path):
-    from tests.test_fashion_mnist import HAVE_DATA
-
-    if not HAVE_DATA:
+    if not have_fashion_mnist():
         pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
     spec = build_spec("bcl", "fashion-mnist", 10, 0, "quick", {"epochs": 1, "max_per_class": 50})
-    final = train(spec, _runtime(tmp_path))
+    final = train(spec, runtime(tmp_path))
     assert 0.0 <= final["top1"] <= 100.0
     with pytest.raises(LtbenchError):  # a class without training images has no log prior: a clear error
         train(build_spec("bcl", "fashion-mnist", 100, 0, "quick", {"epochs": 1, "max_per_class": 50}),
-              _runtime(tmp_path))
+              runtime(tmp_path))
 
 
 # ----- the classification view: AutoAugment's CIFAR-10 policy, batched ---------------------------------

@@ -14,7 +14,7 @@ from ltbench.config import build_spec
 from ltbench.losses_balanced import rectified_labels, semantic_labels, soft_cross_entropy, volume_weight
 from ltbench.method import Batch
 from ltbench.train import train
-from tests.test_bcl import FakeServices, _runtime, check_exact_resume, literal_bal_scl, make_bcl
+from tests.bcl_helpers import BclServices, check_exact_resume, have_fashion_mnist, literal_bal_scl, make_bcl, runtime
 
 # f = (0, 0); centres at distances 1, 2, 4 -> similarities 1, 0.5, 0.25
 FEATS = torch.tensor([[0.0, 0.0]])
@@ -73,7 +73,7 @@ class FixedRng:
         return 8
 
 
-class MixServices(FakeServices):
+class MixServices(BclServices):
     def __init__(self, counts, fg_view, fg_labels):
         super().__init__(counts)
         self.rng = FixedRng()
@@ -157,7 +157,7 @@ def test_rectification_changes_the_loss_after_l_d_warm():
 
 def test_per_setting_constants():
     def built(counts, **hp):
-        return ConCutMix(ConCutMix.Hparams(**hp), FakeServices(counts))
+        return ConCutMix(ConCutMix.Hparams(**hp), BclServices(counts))
 
     ten_r100 = [500, 299, 179, 107, 64, 38, 23, 13, 8, 5]
     m = built(ten_r100)
@@ -186,13 +186,11 @@ def test_concutmix_trains_and_resumes_bit_identically_on_shapes(tmp_path, tiny):
 
 
 def test_concutmix_one_epoch_on_fashion_mnist(tmp_path):
-    from tests.test_fashion_mnist import HAVE_DATA
-
-    if not HAVE_DATA:
+    if not have_fashion_mnist():
         pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
     spec = build_spec("concutmix", "fashion-mnist", 10, 0, "quick", {"epochs": 1, "max_per_class": 50,
                                                                      "l_d_warm": 0})
-    final = train(spec, _runtime(tmp_path))
+    final = train(spec, runtime(tmp_path))
     assert 0.0 <= final["top1"] <= 100.0
 
 

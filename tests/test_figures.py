@@ -12,7 +12,7 @@ import pytest
 
 from ltbench.grid import load_grid
 from ltbench.report import build_table, collect, figures
-from tests.test_report import _fake_ablation
+from tests.records import fake_ablation
 
 HERE = Path(__file__).parent
 RUNS = HERE / "fixtures" / "runs"
@@ -68,7 +68,7 @@ def test_named_classes_on_a_small_data_set(tmp_path, drawn):
 
 
 def test_ablation_figure_is_not_joined_and_keeps_the_paper_apart(tmp_path, drawn):
-    _fake_ablation(tmp_path / "runs")
+    fake_ablation(tmp_path / "runs")
     grid = load_grid(REPO / "experiments" / "ablate-masking.yaml")
     t = build_table(collect(tmp_path / "runs", warn=lambda m: None), grid, warn=lambda m: None)
     paths, data = figures.plot_ablation(t, tmp_path / "abl")
@@ -85,7 +85,7 @@ def test_ablation_figure_is_not_joined_and_keeps_the_paper_apart(tmp_path, drawn
 
 def test_ablation_on_another_setting_puts_the_paper_on_its_own_axis(tmp_path, drawn):
     root = tmp_path / "runs"
-    _fake_ablation(root)
+    fake_ablation(root)
     for spec_path in root.rglob("spec.json"):  # the same runs, as if on CIFAR-100-LT r50
         spec = json.loads(spec_path.read_text())
         spec["ratio"] = 50

@@ -16,7 +16,7 @@ from ltbench.method import Batch
 from ltbench.model_saliency import box_mass_share, class_activation_maps
 from ltbench.models import build_model
 from ltbench.train import train
-from tests.test_bcl import FakeServices, _runtime
+from tests.bcl_helpers import BclServices, runtime
 
 
 def test_cam_equals_the_literal_weighted_sum_of_the_last_stage_and_leaves_bn_alone():
@@ -52,7 +52,7 @@ def test_box_mass_share_by_hand():
 
 # ----- through SMCL's masked step ---------------------------------------------------------------------
 
-class SMCLServices(FakeServices):
+class SMCLServices(BclServices):
     def draw(self, kind, n, **params):
         g = torch.Generator().manual_seed(7)
         return torch.randint(0, 256, (n, 3, 16, 16), generator=g, dtype=torch.uint8), torch.tensor([2, 1, 0, 1])[:n]
@@ -177,7 +177,7 @@ def test_model_saliency_and_weighting_train_on_shapes(tmp_path, tiny):
                       {**tiny, "max_per_class": 30, "epochs": 1, "mask_start_epoch": 0, "mask_prob": 1.0,
                        "mask_locator": "model-saliency", "supcon_weighting": "saliency"})
     assert spec.hparams["mask_locator"] == "model-saliency" and spec.hparams["supcon_weighting"] == "saliency"
-    final = train(spec, _runtime(tmp_path))
+    final = train(spec, runtime(tmp_path))
     assert 0.0 <= final["top1"] <= 100.0
 
 

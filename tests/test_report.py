@@ -28,10 +28,10 @@ from ltbench.report import (
     write_table,
 )
 from ltbench.spec_hash import spec_dict_hash
+from tests.records import RUNS, fake_ablation, put_run
 
 HERE = Path(__file__).resolve().parent
 FIXTURES = HERE / "fixtures"
-RUNS = FIXTURES / "runs"
 REPO = HERE.parent
 runner = CliRunner()
 
@@ -148,7 +148,7 @@ def test_unknown_methods_go_below_the_paper_rows(tmp_path):
     for name in ("zz-new", "balanced-softmax"):
         spec = json.loads((src / "spec.json").read_text())
         spec["method"] = name
-        _put_run(runs / "cifar100-r100", spec, json.loads((src / "final.json").read_text()))
+        put_run(runs / "cifar100-r100", spec, json.loads((src / "final.json").read_text()))
     labels = [r.label for r in _table(runs).rows]
     assert labels[-2:] == ["Balanced Softmax", "zz-new"]
     assert labels.index("DRW+SMCL") == len(labels) - 3
@@ -196,7 +196,7 @@ def test_another_configuration_is_not_mixed_in(tmp_path):
     src = next((runs / "cifar100-r100" / "erm").iterdir())
     spec = json.loads((src / "spec.json").read_text())
     spec["train"]["lr"] = 0.05
-    _put_run(runs / "cifar100-r100", spec, json.loads((src / "final.json").read_text()))
+    put_run(runs / "cifar100-r100", spec, json.loads((src / "final.json").read_text()))
     warnings: list[str] = []
     t = _table(runs, warn=warnings.append)
     assert t.cells[("ERM", "cifar100_r100")].n == 3
@@ -210,11 +210,11 @@ def test_a_field_added_later_does_not_split_a_cell(tmp_path):
     spec = json.loads((first / "spec.json").read_text())
     spec["train"]["val_select"] = False  # written by a newer ltbench; the older runs lack the field
     spec["data_version"] = 1
-    _put_run(runs / "cifar100-r100", spec, json.loads((first / "final.json").read_text()))
+    put_run(runs / "cifar100-r100", spec, json.loads((first / "final.json").read_text()))
     shutil.rmtree(first)
     spec = json.loads((second / "spec.json").read_text())
     del spec["train"]["warmup_epochs"]
-    _put_run(runs / "cifar100-r100", spec, json.loads((second / "final.json").read_text()))
+    put_run(runs / "cifar100-r100", spec, json.loads((second / "final.json").read_text()))
     shutil.rmtree(second)
     t = _table(runs)  # no warning
     assert t.cells[("ERM", "cifar100_r100")].n == 3
@@ -233,30 +233,8 @@ def test_table2_renders_reported_rows_without_runs(tmp_path):
     assert "| Decouple-LWS     | reported" in RENDERERS["md"](t)
 
 
-def _put_run(setting_dir: Path, spec: dict, final: dict) -> Path:
-    """A record as the trainer writes it: the directory named, and final.json stamped, with the spec's hash."""
-    digest = spec_dict_hash(spec)
-    d = setting_dir / spec["method"] / f"s{spec['seed']}-{digest}"
-    d.mkdir(parents=True)
-    (d / "spec.json").write_text(json.dumps(spec))
-    (d / "final.json").write_text(json.dumps({**final, "spec_hash": digest}))
-    return d
-
-
-def _fake_ablation(root: Path) -> None:
-    """drw+smcl, mask_locator x 3, 2 seeds, CIFAR-100-LT r100 (fake numbers)."""
-    base = json.loads(next((RUNS / "cifar100-r100" / "smcl").iterdir()).joinpath("spec.json").read_text())
-    final = json.loads(next((RUNS / "cifar100-r100" / "smcl").iterdir()).joinpath("final.json").read_text())
-    for i, loc in enumerate(("random", "center", "saliency")):
-        for seed in (0, 1):
-            spec = json.loads(json.dumps(base))
-            spec.update(method="drw+smcl", seed=seed)
-            spec["hparams"].update(drw=True, mask_locator=loc)
-            _put_run(root / "cifar100-r100", spec, {**final, "top1": 49.0 + i + seed, "few": 10.0 + i})
-
-
 def test_ablation_table_and_figure(tmp_path):
-    _fake_ablation(tmp_path / "runs")
+    fake_ablation(tmp_path / "runs")
     grid = load_grid(REPO / "experiments" / "ablate-masking.yaml")
     warnings: list[str] = []
     t = build_table(collect(tmp_path / "runs", warn=_no_warnings), grid, warn=warnings.append)
@@ -332,7 +310,7 @@ def test_background_metrics_columns_only_where_the_data_set_has_them(tmp_path):
             if dataset == "shapes":
                 final["seen_split"] = {"seen": {"top1": seen}, "unseen": {"top1": unseen},
                                        "gap": {"top1": seen - unseen}}
-            _put_run(tmp_path / "runs" / f"{dataset}-h500-r100", spec, final)
+            put_run(tmp_path / "runs" / f"{dataset}-h500-r100", spec, final)
     grid_file = tmp_path / "bg.yaml"
     grid_file.write_text("methods: [erm]\ndatasets: [shapes, fashion-mnist]\nratios: [100]\nseeds: [0, 1]\n"
                          f"preset: {base_spec['preset']}\nmax_per_class: 500\nmetrics: [top1, seen, unseen, gap]\n")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from .test_method_reference import TOL, batch_for, logits_of, make, step, supcon, weighted_ce
+from .reference import TOL, batch_for, logits_of, make, step, supcon, weighted_ce
 
 # methods/smcl.py `plain_step`; "masked" and "mask_share" are 0 there so the columns line up with the masked step's
 PLAIN_LOG_NAMES = {"ce", "supcon", "masked", "mask_share"}

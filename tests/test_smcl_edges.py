@@ -18,7 +18,7 @@ from ltbench.registry import PaperAblation, get_method
 from ltbench.saliency import locate
 
 from .fakes import FakeServices, has_contrib_saliency
-from .test_method_reference import TOL, batch_for, logits_of, make, step, weighted_ce
+from .reference import TOL, batch_for, logits_of, make, step, weighted_ce
 
 needs_contrib = pytest.mark.skipif(not has_contrib_saliency(), reason="needs OpenCV's contrib saliency module")
 
