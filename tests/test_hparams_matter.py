@@ -185,7 +185,10 @@ def test_normalisation_keeps_every_committed_record_as_it_is():
     assert specs
     for path in specs:
         s = json.loads(path.read_text())
-        spec = build_spec(s["method"], s["dataset"], s["ratio"], s["seed"], s["preset"],
-                          {**s["hparams"], **s["train"], "data_seed": s["data_seed"], "profile": s["profile"],
+        train = dict(s["train"])
+        if train.get("budget_ref_epochs") is not None:  # an equal-budget run records its rescaled epochs and
+            train.update(epochs=train["budget_ref_epochs"], budget_ref_epochs=None)  # the reference's; rebuild
+        spec = build_spec(s["method"], s["dataset"], s["ratio"], s["seed"], s["preset"],  # from the latter
+                          {**s["hparams"], **train, "data_seed": s["data_seed"], "profile": s["profile"],
                            "max_per_class": s["max_per_class"]})
         assert {k: spec.hparams[k] for k in s["hparams"]} == s["hparams"], path
