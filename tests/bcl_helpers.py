@@ -113,3 +113,16 @@ def have_fashion_mnist() -> bool:
     except LtbenchError:
         return False
     return True
+
+
+class FixedRng:
+    """Host draws of one mixed batch: mix (0.0 < p), lambda 0.75, box centre (8, 8)."""
+
+    def random(self):
+        return 0.0
+
+    def beta(self, a, b):
+        return 0.75
+
+    def integers(self, n):
+        return 8

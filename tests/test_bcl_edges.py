@@ -16,7 +16,7 @@ from ltbench.methods.concutmix import ConCutMix, _one_hot
 
 from ltbench.method import Batch
 
-from .bcl_helpers import BclServices, literal_bal_scl, make_bcl
+from .bcl_helpers import BclServices, FixedRng, literal_bal_scl, make_bcl
 
 COUNTS = (6, 3, 1)
 META = torch.device("meta")
@@ -95,25 +95,12 @@ def test_explicit_topk_and_omega_are_kept():
     assert (method.topk, method.omega) == (2, 0.1)  # the defaults for 3 classes are 3 and 2/255
 
 
-class _FixedRng:
-    """Host draws of one mixed batch: mix (0.0 < p), lambda 0.75, box centre (8, 8)."""
-
-    def random(self):
-        return 0.0
-
-    def beta(self, a, b):
-        return 0.75
-
-    def integers(self, n):
-        return 8
-
-
 class _MixServices(BclServices):
     """Foregrounds: labels FG_LABELS and a fixed classification view; records the pipelines asked for."""
 
     def __init__(self, counts, model):
         super().__init__(counts, model=model)
-        self.rng = _FixedRng()
+        self.rng = FixedRng()
         self.fg_view = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(7))
         self.fg_labels = torch.tensor([2, 2, 1, 0])
         self.pipelines: list[str] = []

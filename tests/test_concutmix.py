@@ -14,7 +14,15 @@ from ltbench.config import build_spec
 from ltbench.losses_balanced import rectified_labels, semantic_labels, soft_cross_entropy, volume_weight
 from ltbench.method import Batch
 from ltbench.train import train
-from tests.bcl_helpers import BclServices, check_exact_resume, have_fashion_mnist, literal_bal_scl, make_bcl, runtime
+from tests.bcl_helpers import (
+    BclServices,
+    FixedRng,
+    check_exact_resume,
+    have_fashion_mnist,
+    literal_bal_scl,
+    make_bcl,
+    runtime,
+)
 
 # f = (0, 0); centres at distances 1, 2, 4 -> similarities 1, 0.5, 0.25
 FEATS = torch.tensor([[0.0, 0.0]])
@@ -59,19 +67,6 @@ def test_soft_cross_entropy_by_hand_and_with_class_weights():
 
 
 # ----- the mixed step through the method -------------------------------------------------------------
-
-class FixedRng:
-    """Host draws of one mixed batch: mix (0.0 < p), lambda 0.75, box centre (8, 8)."""
-
-    def random(self):
-        return 0.0
-
-    def beta(self, a, b):
-        return 0.75
-
-    def integers(self, n):
-        return 8
-
 
 class MixServices(BclServices):
     def __init__(self, counts, fg_view, fg_labels):
