@@ -51,11 +51,12 @@ compare() {
     rm -f "$err"
 }
 
-# family GRID "A1 B1" "A2 B2" ... -- METRIC...: several pairs in one call, hence one Holm family (round 2
-# adjusts each question's comparisons together), with the variance decomposition of each arm and difference.
+# family GRID FIGURE "A1 B1" "A2 B2" ... -- METRIC...: several pairs in one call, hence one Holm family (round 2
+# adjusts each question's comparisons together), with the variance decomposition of each arm and difference,
+# and its forest plot (every difference with its interval and seeds) in $OUT/FIGURE.png.
 family() {
-    local grid=$1
-    shift
+    local grid=$1 figure=$2
+    shift 2
     local pairs=() metrics=()
     while [ "$1" != "--" ]; do
         local a=${1% *} b=${1#* }
@@ -68,7 +69,7 @@ family() {
     local err
     err=$(mktemp)
     "$LTBENCH" compare "experiments/$grid.yaml" --results-dir "$RUNS" "${pairs[@]}" "${metrics[@]}" --md \
-        --allow-protocol-mismatch --decompose \
+        --allow-protocol-mismatch --decompose --plot "$OUT/$figure.png" \
         2>"$err" || not_yet "$err"
     rm -f "$err"
 }
@@ -139,34 +140,34 @@ QUESTIONS2=$OUT/cpu-study2-questions.md
     cat "$OUT/cpu-study2-tables.log"
     echo
     echo "## 1a. Equal epochs (the papers' protocol): SCL and SMCL against ERM and DRW"
-    family cpu-study2 "scl erm" "smcl erm" "scl drw" "smcl drw" "smcl scl" -- top1 few
+    family cpu-study2 cpu-study2-q1a "scl erm" "smcl erm" "scl drw" "smcl drw" "smcl scl" -- top1 few
     echo
     echo "## 1b. Equal optimiser steps (budget=steps: 600 SGD steps for every arm)"
-    family cpu-study2-budget "scl|budget=steps erm|budget=epochs" "smcl|budget=steps erm|budget=epochs" \
+    family cpu-study2-budget cpu-study2-q1b "scl|budget=steps erm|budget=epochs" "smcl|budget=steps erm|budget=epochs" \
         "scl|budget=steps drw|budget=epochs" "smcl|budget=steps drw|budget=epochs" \
         "smcl|budget=steps scl|budget=steps" "scl|budget=steps scl|budget=epochs" \
         "smcl|budget=steps smcl|budget=epochs" -- top1 few
     echo
     echo "## 2. What SMCL's gain over SCL is made of (arms against default SMCL; class order 0)"
-    family cpu-study2-sources "smcl|target_sampler=instance|target_in_ce=true smcl|target_sampler=class-level|target_in_ce=true" \
+    family cpu-study2-sources cpu-study2-q2-sources "smcl|target_sampler=instance|target_in_ce=true smcl|target_sampler=class-level|target_in_ce=true" \
         "smcl|target_sampler=class-level|target_in_ce=false smcl|target_sampler=class-level|target_in_ce=true" \
         "smcl|target_sampler=instance|target_in_ce=false smcl|target_sampler=class-level|target_in_ce=true" -- top1 few
-    family cpu-study2-early "smcl|mask_start_epoch=30 smcl|mask_start_epoch=48" -- top1 few
-    family cpu-study2-maskprob "smcl|mask_prob=0.5|target_sampler=class-level smcl|mask_prob=0.2|target_sampler=class-level" \
+    family cpu-study2-early cpu-study2-q2-early "smcl|mask_start_epoch=30 smcl|mask_start_epoch=48" -- top1 few
+    family cpu-study2-maskprob cpu-study2-q2-maskprob "smcl|mask_prob=0.5|target_sampler=class-level smcl|mask_prob=0.2|target_sampler=class-level" \
         "smcl|mask_prob=0.5|target_sampler=instance smcl|mask_prob=0.2|target_sampler=instance" -- top1 few
     echo
     echo "## 3. Where the box goes, at equal masked area (box_clip=shift; DRW+SMCL)"
-    family cpu-study2-locator \
+    family cpu-study2-locator cpu-study2-q3-locator \
         "drw+smcl|mask_locator=saliency|saliency_pad=include drw+smcl|mask_locator=random|saliency_pad=include" \
         "drw+smcl|mask_locator=saliency|saliency_pad=include drw+smcl|mask_locator=center|saliency_pad=include" \
         "drw+smcl|mask_locator=saliency|saliency_pad=exclude drw+smcl|mask_locator=saliency|saliency_pad=include" \
         -- top1 few bg_gap_tail
     echo
     echo "## 4. A 3x longer budget (180 epochs, class order 0)"
-    family cpu-study2-long "scl erm" "smcl erm" "smcl scl" "drw erm" -- top1 few
+    family cpu-study2-long cpu-study2-q4-long "scl erm" "smcl erm" "smcl scl" "drw erm" -- top1 few
     echo
     echo "## BCL and ConCutMix against SMCL and DRW+SMCL (issue 21; each method's own recipe)"
-    family cpu-study-bcl "bcl smcl" "bcl drw+smcl" "concutmix smcl" "concutmix drw+smcl" -- top1 few
+    family cpu-study-bcl cpu-study-bcl-pairs "bcl smcl" "bcl drw+smcl" "concutmix smcl" "concutmix drw+smcl" -- top1 few
 } > "$QUESTIONS2"
 rm -f "$OUT/cpu-study2-tables.log"
 echo "wrote $QUESTIONS2"

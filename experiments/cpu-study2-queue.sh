@@ -9,8 +9,9 @@ cd "$(dirname "$0")/.."
 LTBENCH=${LTBENCH:-ltbench}
 RUNS=${RUNS:-results/cpu-study}
 JOBS=${JOBS:-2}
-for grid in cpu-study2 cpu-study-bcl cpu-study2-steps cpu-study2-sources cpu-study2-early \
-            cpu-study2-locator cpu-study2-maskprob cpu-study2-long; do
+# Cheapest question first: the locator runs (DRW+SMCL, batch 128) take about half an SMCL run's time.
+for grid in cpu-study2 cpu-study-bcl cpu-study2-steps cpu-study2-locator cpu-study2-early \
+            cpu-study2-sources cpu-study2-maskprob cpu-study2-long; do
     echo "=== $(date -u +%H:%M) $grid"
     "$LTBENCH" sweep "experiments/$grid.yaml" --results-dir "$RUNS" -j "$JOBS"
 done

@@ -120,6 +120,25 @@ def test_forest_plot_marks_holm_and_protocol(tmp_path, drawn):
     assert labels == ["drw − erm · s · top1", "smcl − erm [protocol differs] · s · top1"]
 
 
+def test_forest_plot_keeps_its_text_inside_the_figure_whatever_the_label_length(tmp_path, drawn):
+    """Long arm names (`smcl|budget=steps`) once pushed the x label past the right edge of the PNG."""
+    arm = "smcl|budget=steps|target_sampler=instance|target_in_ce=false"
+    result = pd.DataFrame([{"a_arm": arm, "b_arm": arm.replace("instance", "class-level"),
+                            "setting": "fashion-mnist-h500-r100", "metric": "top1", "diff": 1.0,
+                            "half_width": 0.5, "diffs": [0.6, 1.4], "holm": "A > B"}])
+    figures.plot_forest(result, tmp_path / "f.png", flagged=[])
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = drawn[0]
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)  # the constrained layout as saved
+    frame = fig.bbox
+    texts = [fig.axes[0].xaxis.label, *fig.axes[0].get_yticklabels()]
+    for text in texts:
+        box = text.get_window_extent(renderer)
+        assert frame.x0 - 1 <= box.x0 and box.x1 <= frame.x1 + 1, (text.get_text(), box, frame)
+
+
 def test_class_orders_get_panels_of_their_own(tmp_path, drawn):
     frame = pd.DataFrame({"setting": ["fm"] * 2, "dataset": ["fashion-mnist"] * 2, "method": ["erm"] * 2,
                           "seed": [0, 0], "ratio": [100.0] * 2, "protocol.class_order": [0, 1],

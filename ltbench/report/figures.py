@@ -336,13 +336,21 @@ def _shot_bounds_named(ax: Axes, counts: list[float]) -> None:
 
 # ----- forest plot -------------------------------------------------------------------------------
 
+def _forest_label(row: pd.Series, flagged: Sequence[str]) -> str:
+    flag = " [protocol differs]" if f"{row['a_arm']} vs {row['b_arm']}" in flagged else ""
+    return f"{row['a_arm']} − {row['b_arm']}{flag} · {row['setting']} · {row['metric']}"
+
+
 def plot_forest(result: pd.DataFrame, out: Path, title: str = "", flagged: Sequence[str] = ()) -> list[Path]:
     """Paired differences A − B, one line per (pair, setting, metric): the mean with its raw 95 % t-interval,
     the seeds' differences as dots; filled = resolved after Holm over the call, hollow = not. `flagged`:
     pairs ("A vs B") whose protocols differ beyond the compared keys; their labels say so."""
     rows = result.reset_index(drop=True)
-    fig, (ax,) = _figure((7.5, 1.2 + 0.32 * len(rows)))
-    labels = []
+    labels = [_forest_label(r, flagged) for _, r in rows.iterrows()]
+    # the y labels take the left of the figure: widen it with the longest one (about 0.06 in per 7-pt
+    # character) so the plotting area keeps its width and the x label is not cut off
+    width = 4.5 + 0.06 * max((len(label) for label in labels), default=0)
+    fig, (ax,) = _figure((width, 1.2 + 0.32 * len(rows)))
     for i, r in rows.iterrows():
         y = len(rows) - 1 - i
         resolved = r.get("holm") in ("A > B", "A < B")
@@ -352,12 +360,10 @@ def plot_forest(result: pd.DataFrame, out: Path, title: str = "", flagged: Seque
                     label="resolved after Holm" if resolved else "not resolved after Holm")
         ax.scatter(r["diffs"], [y + 0.18] * len(r["diffs"]), s=8, color="C1", alpha=0.6, edgecolors="none",
                    label="single seeds")
-        flag = " [protocol differs]" if f"{r['a_arm']} vs {r['b_arm']}" in flagged else ""
-        labels.append(f"{r['a_arm']} − {r['b_arm']}{flag} · {r['setting']} · {r['metric']}")
     ax.axvline(0.0, color="black", linewidth=0.8)
     ax.set_yticks(range(len(rows)), labels[::-1], fontsize=7)
     ax.set_ylim(-0.7, len(rows) - 0.3)
-    ax.set_xlabel("A − B (percentage points); bars: 95 % t-interval, not adjusted")
+    ax.set_xlabel("A − B (percentage points)\nbars: 95 % t-interval, not adjusted", fontsize=8)
     ax.grid(alpha=0.3, axis="x")
     _legend_below(fig, [ax], ncol=3)
     family = result.attrs.get("family", len(rows))
