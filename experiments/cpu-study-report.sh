@@ -131,6 +131,13 @@ QUESTIONS2=$OUT/cpu-study2-questions.md
     table_if_any ablate experiments/cpu-study2-early.yaml --collect-only --no-show
     table_if_any ablate experiments/cpu-study2-maskprob.yaml --collect-only --no-show
     table_if_any ablate experiments/cpu-study2-locator.yaml --collect-only --no-show
+    # what each grid cost: wall time per run (final.json wall_time_s) and process-hours, in $OUT/cost/
+    for grid in cpu-study cpu-study-masking cpu-study-fill cpu-study-depth cpu-study-bcl cpu-study2 \
+                cpu-study2-steps cpu-study2-sources cpu-study2-early cpu-study2-maskprob cpu-study2-locator \
+                cpu-study2-long; do
+        "$LTBENCH" table "experiments/$grid.yaml" --cost -f md --results-dir "$RUNS" --out "$OUT/cost" \
+            >/dev/null 2>&1 || echo "(no cost table yet: $grid)"
+    done
 } > "$OUT/cpu-study2-tables.log"
 {
     echo "# CPU study, second round: the five questions, as paired per-seed differences"

@@ -16,8 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).parent.parent
 DOC = ROOT / "docs" / "cpu-study.md"
-SOURCES = [*sorted((ROOT / "results" / "reports").glob("*.md")),
-           *sorted((ROOT / "results" / "reports").glob("*.csv")),
+SOURCES = [*sorted((ROOT / "results" / "reports").rglob("*.md")),  # rglob: the cost tables are in cost/
+           *sorted((ROOT / "results" / "reports").rglob("*.csv")),
            *sorted((ROOT / "results" / "paper").glob("*.csv"))]
 
 # Protocol constants the write-up states; they are settings, not results.

@@ -1,10 +1,10 @@
 """The CPU study's committed reports are what its committed records give (docs/cpu-study.md).
 
 experiments/cpu-study-report.sh is run on the committed records (final.json, spec.json, failed.json
-under results/cpu-study/) and must rebuild the committed tables (md/csv/tex) and the paired comparisons
-(cpu-study-questions.md) byte for byte: a report edited by hand, or records committed without
-regenerating the reports, fails here. Figures are not compared (PDF/PNG bytes vary with matplotlib).
-No training.
+under results/cpu-study/) and must rebuild the committed tables (md/csv/tex), the paired comparisons
+(cpu-study-questions.md) and the cost tables (cost/) byte for byte: a report edited by hand, or records
+committed without regenerating the reports, fails here. Figures are not compared (PDF/PNG bytes vary
+with matplotlib). No training.
 """
 
 from __future__ import annotations
@@ -62,8 +62,8 @@ def test_committed_reports_rebuild_from_committed_records(tmp_path, committed_ru
     done = subprocess.run(["bash", str(ROOT / "experiments" / "cpu-study-report.sh")], env=env,
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    rebuilt = sorted(p.name for p in out.iterdir() if p.suffix in (".md", ".csv", ".tex"))
-    assert "cpu-study.md" in rebuilt and "cpu-study-questions.md" in rebuilt, rebuilt
+    rebuilt = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.suffix in (".md", ".csv", ".tex"))
+    assert {"cpu-study.md", "cpu-study-questions.md", "cost/cpu-study2.md"} <= set(rebuilt), rebuilt
     for name in rebuilt:
         committed = REPORTS / name
         assert committed.exists(), f"{committed} is not committed"
