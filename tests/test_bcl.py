@@ -79,7 +79,7 @@ def expected_bcl_loss(model, views, y, counts, hp: BCLHparams):
     adj = hp.s * z.double() + hp.la_tau * torch.log(prior / prior.sum())
     ce = F.cross_entropy(adj, y)
     sc = literal_bal_scl(torch.stack([f1, f2], dim=1).double(), y, protos.double(), hp.temperature)
-    return hp.w_ce * float(ce) + hp.w_bcl * sc
+    return hp.w_ce * ce.item() + hp.w_bcl * sc
 
 
 @pytest.mark.parametrize("hp", [{}, {"la_tau": 0.5, "temperature": 0.3, "w_ce": 1.0, "w_bcl": 0.35, "s": 10.0}])
@@ -90,7 +90,7 @@ def test_bcl_step_is_the_weighted_sum_of_its_two_literal_losses(hp):
     y = torch.tensor([0, 1, 2, 0])
     loss = method.training_step(Batch(torch.zeros(4, 3, 16, 16, dtype=torch.uint8), y, views)).loss
     expected = expected_bcl_loss(sv.model, views, y, sv.class_counts, method.hp)
-    assert float(loss) == pytest.approx(expected, rel=1e-4)
+    assert loss.item() == pytest.approx(expected, rel=1e-4)
 
 
 def test_bcl_prototypes_get_gradients_through_the_centres_head():
