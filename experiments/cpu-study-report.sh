@@ -74,9 +74,20 @@ family() {
     rm -f "$err"
 }
 
-# A round-2 grid still running may have no finished run yet: its table is skipped (and says so) then.
+# A round-2 grid still running may have no finished run yet: its table is skipped (and says so) then;
+# a crash stops the script (not_yet). quietly NAME COMMAND...: COMMAND's output goes nowhere.
+quietly() {
+    local name=$1 err
+    shift
+    err=$(mktemp)
+    if ! "$@" >/dev/null 2>"$err"; then
+        not_yet "$err" >/dev/null
+        echo "(no table yet: $name)"
+    fi
+    rm -f "$err"
+}
 table_if_any() {
-    "$LTBENCH" "$@" --results-dir "$RUNS" --out "$OUT" >/dev/null 2>&1 || echo "(no table yet: $2)"
+    quietly "$2" "$LTBENCH" "$@" --results-dir "$RUNS" --out "$OUT"
 }
 
 {
@@ -135,8 +146,8 @@ QUESTIONS2=$OUT/cpu-study2-questions.md
     for grid in cpu-study cpu-study-masking cpu-study-fill cpu-study-depth cpu-study-bcl cpu-study2 \
                 cpu-study2-steps cpu-study2-sources cpu-study2-early cpu-study2-maskprob cpu-study2-locator \
                 cpu-study2-long; do
-        "$LTBENCH" table "experiments/$grid.yaml" --cost -f md --results-dir "$RUNS" --out "$OUT/cost" \
-            >/dev/null 2>&1 || echo "(no cost table yet: $grid)"
+        quietly "cost of $grid" "$LTBENCH" table "experiments/$grid.yaml" --cost -f md --results-dir "$RUNS" \
+            --out "$OUT/cost"
     done
 } > "$OUT/cpu-study2-tables.log"
 {
@@ -147,7 +158,7 @@ QUESTIONS2=$OUT/cpu-study2-questions.md
     cat "$OUT/cpu-study2-tables.log"
     echo
     echo "## 1a. Equal epochs (the papers' protocol): SCL and SMCL against ERM and DRW"
-    family cpu-study2 cpu-study2-q1a "scl erm" "smcl erm" "scl drw" "smcl drw" "smcl scl" -- top1 few
+    family cpu-study2 cpu-study2-q1a "scl erm" "smcl erm" "scl drw" "smcl drw" "smcl scl" "drw erm" -- top1 few
     echo
     echo "## 1b. Equal optimiser steps (budget=steps: 600 SGD steps for every arm)"
     family cpu-study2-budget cpu-study2-q1b "scl|budget=steps erm|budget=epochs" "smcl|budget=steps erm|budget=epochs" \

@@ -9,8 +9,8 @@ selects or tabulates. Expanding a grid builds every spec (`ltbench.grid.expand`)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +30,7 @@ class GridRecords:
     grid: Grid
     frame: pd.DataFrame  # one row per finished run (not only the grid's)
     expected_ids: Sequence[str]  # the grid's run ids, in its order
+    row_ids: Mapping[str, frozenset[str]] = field(default_factory=dict)  # per varied row (grid_expansion)
 
     def selected(self, warn: Warn) -> pd.DataFrame:
         """The rows that belong to the grid's cells."""
@@ -42,15 +43,16 @@ class GridRecords:
         from ltbench.report.build import build_table
 
         return build_table(self.frame, self.grid, select=select, name=name, warn=warn,
-                           expected_ids=self.expected_ids)
+                           expected_ids=self.expected_ids, row_ids=self.row_ids)
 
 
 def grid_records(grid: Grid, results_dir: Path, warn: Warn, include_lists: bool = False) -> GridRecords:
     """Collect the records under `results_dir` (with per-class lists if asked) and expand the grid."""
-    from ltbench.report import collect, grid_run_ids
+    from ltbench.report import collect
+    from ltbench.report.grid_runs import grid_expansion
 
     frame = collect(results_dir, warn=warn, include_lists=include_lists)
-    return GridRecords(grid, frame, grid_run_ids(grid))
+    return GridRecords(grid, frame, *grid_expansion(grid))
 
 
 def grid_runs(grid: Grid, results_dir: Path, warn: Warn, include_lists: bool = False) -> pd.DataFrame:

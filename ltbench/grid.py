@@ -22,7 +22,7 @@ from __future__ import annotations
 import itertools
 import os
 from collections.abc import Hashable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -94,6 +94,8 @@ class GridRun:
 
     spec: RunSpec
     vary: dict[str, Any]
+    # other `vary` combinations that resolve to this same spec (a setting that cannot act in them is reset)
+    aliases: tuple[dict[str, Any], ...] = ()
 
     @property
     def run_id(self) -> str:
@@ -289,7 +291,9 @@ def expand(grid: Grid) -> list[GridRun]:
                 if head is not None:
                     overrides["max_per_class"] = head
                 spec = build_spec(method, dataset, ratio, seed, grid.preset, overrides)
-                runs.setdefault(spec.run_id, GridRun(spec, combo))
+                known = runs.get(spec.run_id)
+                runs[spec.run_id] = (GridRun(spec, combo) if known is None
+                                     else replace(known, aliases=(*known.aliases, combo)))
     except LtbenchError as exc:
         raise LtbenchError(f"{grid.path}: {exc}") from None
     return list(runs.values())

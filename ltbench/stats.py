@@ -47,10 +47,19 @@ def _t_dist() -> Any:
     return stats.t
 
 
+def _sign_test_p(n: int) -> float:
+    """Two-sided exact sign test of n differences that all share one sign."""
+    from scipy.stats import binomtest
+
+    return float(binomtest(n, n, 0.5).pvalue)
+
+
 def paired_t(diffs: Sequence[float]) -> tuple[float, float | None, float | None]:
     """Mean of the differences, two-sided p-value of mean = 0, and the sample sd (None below 2 values).
 
-    A set of identical non-zero differences has sd 0 and p = 0 (a certain sign); all-zero gives p = 1."""
+    Identical non-zero differences (sd 0) leave the t statistic undefined; their p is the exact two-sided
+    sign test's, 2 * 0.5**n (scipy.stats.binomtest), so two seeds that happen to agree to the digit
+    (a 0.5-point gap is one image on a 200-image tail) give p = 0.5, not a certain sign. All-zero: p = 1."""
     d = np.asarray(list(diffs), dtype=float)
     n = len(d)
     if n == 0:
@@ -60,7 +69,7 @@ def paired_t(diffs: Sequence[float]) -> tuple[float, float | None, float | None]
         return mean, None, None
     sd = float(d.std(ddof=1))
     if sd == 0.0:
-        return mean, (1.0 if mean == 0.0 else 0.0), sd
+        return mean, (1.0 if mean == 0.0 else _sign_test_p(n)), sd
     t = mean / (sd / math.sqrt(n))
     p = float(2.0 * _t_dist().sf(abs(t), n - 1))
     return mean, p, sd

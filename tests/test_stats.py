@@ -35,7 +35,16 @@ def test_paired_t_p_value_against_the_closed_form_for_two_degrees_of_freedom():
     _, p1, _ = paired_t([1.0, 3.0])
     assert p1 == pytest.approx(1 - 2 * math.atan(2.0 / (math.sqrt(2.0) / math.sqrt(2))) / math.pi)
     assert paired_t([1.5]) == (1.5, None, None)
-    assert paired_t([2.0, 2.0])[1] == 0.0 and paired_t([0.0, 0.0])[1] == 1.0
+    assert paired_t([0.0, 0.0])[1] == 1.0
+
+
+@pytest.mark.parametrize(("n", "p"), [(2, 0.5), (3, 0.25), (5, 0.0625), (10, 2 / 1024)])
+def test_identical_differences_get_the_sign_tests_p_not_zero(n, p):
+    """sd 0: the t statistic is undefined; two seeds agreeing to the digit once read as 'A > B, p 0.000'."""
+    mean, got, sd = paired_t([0.5] * n)
+    assert (mean, sd) == (0.5, 0.0)
+    assert got == pytest.approx(p, rel=1e-12)  # 2 * 0.5**n: every sign agrees
+    assert paired_t([-2.0] * n)[1] == pytest.approx(p, rel=1e-12)
 
 
 def test_t_quantiles_between_and_beyond_the_table():

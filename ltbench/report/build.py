@@ -9,7 +9,7 @@ columns.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -34,6 +34,7 @@ from ltbench.report.labels import (
     fmt_value,
     setting_id,
     setting_label,
+    vary_row_key,
 )
 from ltbench.report.selection import SELECT_TEXT, SelectionRule, selection_rule
 from ltbench.report.table import NOTES, Cell, Column, Row, TableResult
@@ -59,8 +60,7 @@ def _vary_rows(grid: Grid, methods: Sequence[str]) -> list[Row]:
     rows = []
     for m in methods:
         for combo in grid.vary_combos():
-            suffix = "".join(f"|{k}={fmt_value(v)}" for k, v in combo.items())
-            rows.append(Row(f"{m}{suffix}", paper.paper_label(m), m, combo))
+            rows.append(Row(vary_row_key(m, combo), paper.paper_label(m), m, combo))
     return rows
 
 
@@ -82,9 +82,11 @@ def _paper_rows(reported: pd.DataFrame | None, grid: Grid, frame: pd.DataFrame) 
 
 
 def build_table(df: pd.DataFrame, grid: Grid, select: str = "last", name: str | None = None,
-                warn: Warn | None = None, expected_ids: Collection[str] | None = None) -> TableResult:
+                warn: Warn | None = None, expected_ids: Collection[str] | None = None,
+                row_ids: Mapping[str, Collection[str]] | None = None) -> TableResult:
     """Aggregate the grid's runs into table cells (mean, std, n), next to the reported numbers
-    (`expected_ids`: see grid_runs.select_runs)."""
+    (`expected_ids`: see grid_runs.select_runs; `row_ids`: the run ids each varied row expands to,
+    grid_runs.grid_expansion, so a row that is another row's computation shows those runs)."""
     warn = warn or console_warn
     rule = selection_rule(select)
     layout = grid.table or "grid"
@@ -132,14 +134,14 @@ def build_table(df: pd.DataFrame, grid: Grid, select: str = "last", name: str | 
     vcols = {k: value_column(frame, k) for k in vary_keys} if not frame.empty else {}
     cells: dict[tuple[str, str], Cell] = {}
     row_of: dict[Any, str] = {}  # frame index -> row key (for the protocol notes)
+    members: dict[str, frozenset[Any]] = {}  # row key -> its runs (frame index)
     for row in rows:
         if row.method is None or frame.empty:
             sub_rows = frame.iloc[0:0]
         else:
-            sub_rows = frame[frame["method"] == row.method]
-            for k, v in row.vary.items():
-                sub_rows = sub_rows[sub_rows[vcols[k]].map(lambda x, v=v: norm(x) == norm(v))]
+            sub_rows = frame.loc[_row_mask(frame, row, vcols, (row_ids or {}).get(row.key, ()))]
             row_of.update(dict.fromkeys(sub_rows.index, row.key))
+            members[row.key] = frozenset(sub_rows.index)
         for col in columns:
             cell = _cell(sub_rows, row, col, rule)
             paper.attach_paper(cell, row, col, layout, paper_t1, paper_t2, ablations)
@@ -169,9 +171,32 @@ def build_table(df: pd.DataFrame, grid: Grid, select: str = "last", name: str | 
     shown = [cells[(r.key, col.key)] for r in rows for col in columns]  # footnotes of dropped columns: gone
     used = {c.note for c in shown} | {c.paper_note for c in shown}
     result.notes = [k for k in NOTES if k in used]
-    result.caption = _caption(result, grid, frame)
+    result.caption = _caption(result, grid, frame) + _same_runs_text(rows, members)
     _protocol_notes(result, row_of)
     return result
+
+
+def _row_mask(frame: pd.DataFrame, row: Row, vcols: Mapping[str, str | None], ids: Collection[str]) -> pd.Series:
+    """The runs of a varied row: its method with its values, or a run its combination expands to."""
+    mask = frame["method"] == row.method
+    for k, v in row.vary.items():
+        col = vcols[k]  # None: no run records the setting
+        mask &= frame[col].map(lambda x, v=v: norm(x) == norm(v)).astype(bool) if col is not None else False
+    return (mask | frame["run_id"].isin(list(ids))).astype(bool)
+
+
+def _same_runs_text(rows: Sequence[Row], members: Mapping[str, frozenset[Any]]) -> str:
+    """Caption: rows that show the same runs (a varied setting that cannot act there is reset by the spec)."""
+    pairs = []
+    for i, later in enumerate(rows):
+        runs = members.get(later.key)
+        first = next((r for r in rows[:i] if runs and members.get(r.key) == runs), None)
+        if first is not None:
+            pairs.append(f"{later.key} = {first.key}")
+    if not pairs:
+        return ""
+    return (" Same runs: " + "; ".join(pairs) + " (a varied setting that cannot act in that combination is "
+            "reset, so both rows name one computation).")
 
 
 def _cell(sub_rows: pd.DataFrame, row: Row, col: Column, rule: SelectionRule) -> Cell:

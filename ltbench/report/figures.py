@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ltbench.report.collect import norm, value_column
 from ltbench.report.labels import BACKGROUND_COLUMNS, METRIC_LABELS, fmt_value, setting_id
 from ltbench.report.paper import ABLATION_SETTING, method_order, paper_label
 from ltbench.report.selection import selection_rule
@@ -124,17 +123,10 @@ def ablation_points(t: TableResult) -> pd.DataFrame:
     for row in t.rows:
         if row.method is None:
             continue
-        sub = frame[frame["method"] == row.method]
-        for k, v in row.vary.items():
-            vcol = value_column(sub, k)
-            sub = sub[sub[vcol].map(lambda x, v=v: norm(x) == norm(v))] if vcol else sub.iloc[0:0]
         x = ", ".join(f"{k}={fmt_value(v)}" for k, v in row.vary.items()) if len(row.vary) > 1 else fmt_value(
             next(iter(row.vary.values()), ""))
         for col in t.columns:
-            heads = [None if pd.isna(h) else int(h) for h in sub["max_per_class"]]
-            keep = [(d == col.dataset and r == col.ratio and h == col.head)
-                    for d, r, h in zip(sub["dataset"], sub["ratio"], heads, strict=True)]
-            runs = sub[pd.Series(keep, index=sub.index, dtype=bool)]
+            runs = frame.loc[t.cells[(row.key, col.key)].frame_index]  # the cell's runs, as the table has them
             # the seeds behind a background cell are drawn under every rule (the table shows them under last)
             source = rule.columns.get(col.metric) or BACKGROUND_COLUMNS.get(col.metric)
             if source not in runs:

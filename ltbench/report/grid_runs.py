@@ -15,7 +15,7 @@ import pandas as pd
 
 from ltbench.grid import Grid
 from ltbench.report.collect import isna, norm, value_column
-from ltbench.report.labels import Warn, console_warn, fmt_value
+from ltbench.report.labels import Warn, console_warn, fmt_value, vary_row_key
 from ltbench.rundir import RunDir
 
 
@@ -55,10 +55,14 @@ def select_runs(df: pd.DataFrame, grid: Grid, methods: Sequence[str] | None = No
         mask &= _matches(df, key, [value])
     for key, values in grid.vary.items():
         mask &= _matches(df, key, values)
-    sel = df[mask]
+    expected = set(expected_ids or ())
+    # A run the grid expands to is the grid's even where a recorded field differs from the grid's value:
+    # the spec dropped a setting that cannot act in that combination (a center box is the same under
+    # box_clip=shift as under clip, so that run records clip; methods/smcl.py `_drop_masking_noops`).
+    mask |= df["run_id"].isin(expected)
+    sel = df.loc[mask.astype(bool)]
     if sel.empty:
         return sel
-    expected = set(expected_ids or ())
     cell_keys = ["method", "setting"] + [value_column(sel, k) for k in grid.vary]
     keep = []
     for _, cell in sel.groupby(cell_keys, dropna=False, sort=True):
@@ -101,6 +105,20 @@ def _spec_diff(a: pd.Series, b: pd.Series, limit: int = 3) -> str:
         return "same settings, other spec fields"
     more = f", +{len(diffs) - limit} more" if len(diffs) > limit else ""
     return ", ".join(diffs[:limit]) + more
+
+
+def grid_expansion(grid: Grid) -> tuple[list[str], dict[str, frozenset[str]]]:
+    """The run ids the grid expands to, in its order, and the run ids of each varied row (keyed as
+    `labels.vary_row_key`). A row whose combination resolves to another row's spec (SMCL's saliency_pad
+    with a random box: never read) holds that row's runs. A spec is built per run."""
+    from ltbench.grid import expand
+
+    runs = expand(grid)
+    rows: dict[str, set[str]] = {}
+    for run in runs:
+        for combo in (run.vary, *run.aliases):
+            rows.setdefault(vary_row_key(run.spec.method, combo), set()).add(run.run_id)
+    return [run.run_id for run in runs], {key: frozenset(ids) for key, ids in rows.items()}
 
 
 def grid_run_ids(grid: Grid) -> list[str]:

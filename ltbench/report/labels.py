@@ -58,3 +58,8 @@ def fmt_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
+
+
+def vary_row_key(method: str, combo: dict[str, Any]) -> str:
+    """A varied grid row's key: `drw+smcl|mask_locator=center|saliency_pad=include`."""
+    return method + "".join(f"|{k}={fmt_value(v)}" for k, v in combo.items())
