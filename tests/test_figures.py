@@ -120,6 +120,23 @@ def test_forest_plot_marks_holm_and_protocol(tmp_path, drawn):
     assert labels == ["drw − erm · s · top1", "smcl − erm [protocol differs] · s · top1"]
 
 
+@pytest.mark.parametrize(("a", "b", "label"), [
+    ("drw", "erm", "drw − erm"),
+    ("scl|budget=steps", "erm|budget=epochs", "scl|budget=steps − erm|budget=epochs"),
+    ("smcl|budget=steps", "smcl|budget=epochs", "budget=steps − budget=epochs (smcl)"),
+    ("drw+smcl|mask_locator=saliency|saliency_pad=include", "drw+smcl|mask_locator=random|saliency_pad=include",
+     "mask_locator=saliency − mask_locator=random (drw+smcl, saliency_pad=include)"),
+    ("smcl|mask_prob=0.5|target_sampler=instance", "smcl|mask_prob=0.2|target_sampler=class-level",
+     "mask_prob=0.5|target_sampler=instance − mask_prob=0.2|target_sampler=class-level (smcl)"),
+])
+def test_forest_labels_name_what_differs_and_put_the_shared_part_aside(tmp_path, drawn, a, b, label):
+    result = pd.DataFrame([{"a_arm": a, "b_arm": b, "setting": "s", "metric": "top1", "diff": 1.0,
+                            "half_width": 0.5, "diffs": [0.6, 1.4], "holm": "A > B"}])
+    figures.plot_forest(result, tmp_path / "f.png", flagged=[f"{a} vs {b}"])
+    (text,) = [t.get_text() for t in drawn[0].axes[0].get_yticklabels()]
+    assert text == f"{label} [protocol differs] · s · top1"
+
+
 def test_forest_plot_keeps_its_text_inside_the_figure_whatever_the_label_length(tmp_path, drawn):
     """Long arm names (`smcl|budget=steps`) once pushed the x label past the right edge of the PNG."""
     arm = "smcl|budget=steps|target_sampler=instance|target_in_ce=false"

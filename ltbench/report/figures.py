@@ -330,7 +330,26 @@ def _shot_bounds_named(ax: Axes, counts: list[float]) -> None:
 
 def _forest_label(row: pd.Series, flagged: Sequence[str]) -> str:
     flag = " [protocol differs]" if f"{row['a_arm']} vs {row['b_arm']}" in flagged else ""
-    return f"{row['a_arm']} − {row['b_arm']}{flag} · {row['setting']} · {row['metric']}"
+    return f"{_pair_text(str(row['a_arm']), str(row['b_arm']))}{flag} · {row['setting']} · {row['metric']}"
+
+
+def _pair_text(a: str, b: str) -> str:
+    """`A − B` naming only what differs, what the arms share in parentheses:
+    'mask_locator=saliency − mask_locator=random (drw+smcl, saliency_pad=include)'."""
+    (method_a, *keys_a), (method_b, *keys_b) = a.split("|"), b.split("|")
+    values_a = dict(kv.split("=", 1) for kv in keys_a if "=" in kv)
+    values_b = dict(kv.split("=", 1) for kv in keys_b if "=" in kv)
+    if len(values_a) != len(keys_a) or len(values_b) != len(keys_b):
+        return f"{a} − {b}"
+    shared = {k: v for k, v in values_a.items() if values_b.get(k) == v}
+    own_a = [f"{k}={v}" for k, v in values_a.items() if k not in shared]
+    own_b = [f"{k}={v}" for k, v in values_b.items() if k not in shared]
+    if method_a != method_b or not (own_a or own_b):
+        own_a, own_b = [method_a, *own_a], [method_b, *own_b]
+    common = ([method_a] if method_a == method_b and own_a[0] != method_a else []) + [
+        f"{k}={v}" for k, v in shared.items()]
+    text = f"{'|'.join(own_a)} − {'|'.join(own_b)}"
+    return f"{text} ({', '.join(common)})" if common else text
 
 
 def plot_forest(result: pd.DataFrame, out: Path, title: str = "", flagged: Sequence[str] = ()) -> list[Path]:
