@@ -169,7 +169,10 @@ QUESTIONS2=$OUT/cpu-study2-questions.md
     echo "## 2. What SMCL's gain over SCL is made of (arms against default SMCL; class order 0)"
     family cpu-study2-sources cpu-study2-q2-sources "smcl|target_sampler=instance|target_in_ce=true smcl|target_sampler=class-level|target_in_ce=true" \
         "smcl|target_sampler=class-level|target_in_ce=false smcl|target_sampler=class-level|target_in_ce=true" \
-        "smcl|target_sampler=instance|target_in_ce=false smcl|target_sampler=class-level|target_in_ce=true" -- top1 few
+        "smcl|target_sampler=instance|target_in_ce=false smcl|target_sampler=class-level|target_in_ce=true" \
+        "smcl|target_sampler=class-level|target_in_ce=true scl" "smcl|target_sampler=instance|target_in_ce=true scl" \
+        "smcl|target_sampler=class-level|target_in_ce=false scl" "smcl|target_sampler=instance|target_in_ce=false scl" \
+        -- top1 few
     family cpu-study2-early cpu-study2-q2-early "smcl|mask_start_epoch=30 smcl|mask_start_epoch=48" -- top1 few
     family cpu-study2-maskprob cpu-study2-q2-maskprob "smcl|mask_prob=0.5|target_sampler=class-level smcl|mask_prob=0.2|target_sampler=class-level" \
         "smcl|mask_prob=0.5|target_sampler=instance smcl|mask_prob=0.2|target_sampler=instance" -- top1 few

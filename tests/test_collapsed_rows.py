@@ -119,3 +119,20 @@ def test_the_ablation_figure_plots_the_seeds_the_table_shows(grid, tmp_path, wit
     assert by_x["mask_locator=saliency, saliency_pad=exclude"] == [51.0, 52.0]
     collapsed = by_x.get("mask_locator=random, saliency_pad=exclude")
     assert collapsed == ([40.0, 41.0] if with_row_ids else None)
+
+
+def test_a_protocol_note_on_shared_runs_marks_the_first_of_their_rows(grid, tmp_path):
+    """Runs two rows share are numbered once, on the row that names them first (the later one points
+    to it through the caption's "Same runs")."""
+    _records(grid, tmp_path / "runs")
+    for final in (tmp_path / "runs").rglob("final.json"):
+        spec = json.loads((final.parent / "spec.json").read_text())
+        if spec["hparams"]["mask_locator"] == "random":  # a fingerprint the other rows lack
+            final.write_text(json.dumps({**json.loads(final.read_text()), "protocol": {"image_size": 28}}))
+    ids, row_ids = grid_expansion(grid)
+    t = build_table(collect(tmp_path / "runs", warn=lambda m: None), grid, warn=lambda m: None,
+                    expected_ids=ids, row_ids=row_ids)
+    marks = {r.key.split("|", 1)[1]: r.mark for r in t.rows}
+    assert marks["mask_locator=random|saliency_pad=include"] != ""
+    assert marks["mask_locator=random|saliency_pad=exclude"] == ""
+    assert marks["mask_locator=saliency|saliency_pad=include"] == ""

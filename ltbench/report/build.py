@@ -140,7 +140,8 @@ def build_table(df: pd.DataFrame, grid: Grid, select: str = "last", name: str | 
             sub_rows = frame.iloc[0:0]
         else:
             sub_rows = frame.loc[_row_mask(frame, row, vcols, (row_ids or {}).get(row.key, ()))]
-            row_of.update(dict.fromkeys(sub_rows.index, row.key))
+            for i in sub_rows.index:  # a run two rows share (Same runs) keeps the first for its notes
+                row_of.setdefault(i, row.key)
             members[row.key] = frozenset(sub_rows.index)
         for col in columns:
             cell = _cell(sub_rows, row, col, rule)
