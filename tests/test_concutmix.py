@@ -111,7 +111,7 @@ def expected_mixed_loss(method, ms, views, y, perm, rectify):
         counts = [float(c) for c in ms.class_counts]
         rows = []
         for i in range(b):
-            d = [float((g[i] - centres[c]).norm()) for c in range(3)]
+            d = [(g[i] - centres[c]).norm().item() for c in range(3)]
             sims = sorted(((1 / di, c) for c, di in enumerate(d)), reverse=True)[:method.topk]
             s = [0.0] * 3
             for v, c in sims:
@@ -122,7 +122,7 @@ def expected_mixed_loss(method, ms, views, y, perm, rectify):
         target = torch.tensor(rows, dtype=torch.float64)
     prior = torch.tensor(counts if rectify else [float(c) for c in ms.class_counts], dtype=torch.float64)
     adj = hp.s * z.double() + method.tau * torch.log(prior / prior.sum())
-    ce = float(-(target * F.log_softmax(adj, dim=1)).sum(dim=1).mean())
+    ce = (-(target * F.log_softmax(adj, dim=1)).sum(dim=1).mean()).item()
     f1, f2 = (F.normalize(raw[b:2 * b], dim=1), F.normalize(raw[2 * b:], dim=1))
     sc = literal_bal_scl(torch.stack([f1, f2], dim=1).detach().double(), y,
                          F.normalize(centres, dim=1).detach().double(), hp.temperature)
@@ -137,7 +137,7 @@ def test_mixed_step_equals_the_literal_recipe(epoch, hp):
     out = method.training_step(Batch(torch.zeros(4, 3, 16, 16, dtype=torch.uint8), y, views))
     assert float(out.logs["mixed"]) == 1.0
     expected = expected_mixed_loss(method, ms, views, y, perm, rectify=epoch >= 2)
-    assert float(out.loss) == pytest.approx(expected, rel=1e-4)
+    assert out.loss.item() == pytest.approx(expected, rel=1e-4)
 
 
 def test_rectification_changes_the_loss_after_l_d_warm():
@@ -145,8 +145,8 @@ def test_rectification_changes_the_loss_after_l_d_warm():
     losses = []
     for warm in (2, 4):  # epoch 3: rectified when l_d_warm = 2, area labels when 4
         method, ms, views = _mixed_setup(3, l_d_warm=warm, omega=5.0)
-        losses.append(float(method.training_step(Batch(torch.zeros(4, 3, 16, 16, dtype=torch.uint8), y,
-                                                        views)).loss))
+        losses.append(method.training_step(Batch(torch.zeros(4, 3, 16, 16, dtype=torch.uint8), y,
+                                                  views)).loss.item())
     assert losses[0] != pytest.approx(losses[1], rel=1e-4)
 
 
