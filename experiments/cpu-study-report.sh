@@ -137,6 +137,7 @@ QUESTIONS2=$OUT/cpu-study2-questions.md
     table_if_any table experiments/cpu-study2.yaml
     table_if_any table experiments/cpu-study2-steps.yaml
     table_if_any table experiments/cpu-study2-long.yaml
+    table_if_any table experiments/cpu-study2-length.yaml
     table_if_any table experiments/cpu-study-bcl.yaml
     table_if_any ablate experiments/cpu-study2-sources.yaml --collect-only --no-show
     table_if_any ablate experiments/cpu-study2-early.yaml --collect-only --no-show
@@ -185,7 +186,14 @@ QUESTIONS2=$OUT/cpu-study2-questions.md
         -- top1 few bg_gap_tail
     echo
     echo "## 4. A 3x longer budget (180 epochs, class order 0)"
-    family cpu-study2-long cpu-study2-q4-long "scl erm" "smcl erm" "smcl scl" "drw erm" -- top1 few
+    echo
+    echo "### 4a. The orderings at 180 epochs"
+    family cpu-study2-long cpu-study2-q4-long "scl erm" "smcl erm" "scl drw" "smcl drw" "smcl scl" "drw erm" \
+        -- top1 few
+    echo
+    echo "### 4b. What 3x the epochs gives each method (180 against 60, same seeds)"
+    family cpu-study2-length cpu-study2-q4-length "erm|epochs=180 erm|epochs=60" "drw|epochs=180 drw|epochs=60" \
+        "scl|epochs=180 scl|epochs=60" "smcl|epochs=180 smcl|epochs=60" -- top1 few
     echo
     echo "## BCL and ConCutMix against SMCL and DRW+SMCL (issue 21; each method's own recipe)"
     family cpu-study-bcl cpu-study-bcl-pairs "bcl smcl" "bcl drw+smcl" "concutmix smcl" "concutmix drw+smcl" -- top1 few
