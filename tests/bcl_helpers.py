@@ -5,8 +5,7 @@ as `make_bcl` does) on the raw views, without normalisation. Like tests/fakes.py
 structurally a `ltbench.method.TrainerServices` (no base class, so a member the protocol gains and this fake
 lacks fails tests/test_bcl.py instead of inheriting a stub); it neither augments nor draws (BCL's step does
 neither; subclasses that need them override `augment` and `draw`). `literal_bal_scl` is BCL's balanced
-contrastive loss written out literally; `check_exact_resume` trains a spec straight and stopped-and-resumed
-and checks the two runs are bit-identical.
+contrastive loss written out literally (the trainer-level helpers are in tests/resume.py).
 """
 
 from __future__ import annotations
@@ -20,9 +19,7 @@ from ltbench.methods.bcl import BCL
 
 from ltbench.data import build_bundle
 from ltbench.errors import LtbenchError
-from ltbench.files import read_jsonl
 from ltbench.models import build_model
-from ltbench.train import RuntimeOptions, run_directory, train
 
 # ----- literal formulas (loops over anchors, written from the papers) ------------------------------
 
@@ -84,25 +81,6 @@ def make_bcl(cls=BCL, counts=(6, 3, 1), **hp):
     return method, sv
 
 
-# ----- through the trainer -----------------------------------------------------------------------------
-
-def runtime(path, **kw):
-    return RuntimeOptions(results_dir=path, device="cpu", argv=["test"], **kw)
-
-
-def check_exact_resume(spec, tmp_path):
-    straight = train(spec, runtime(tmp_path / "a"))
-    assert train(spec, runtime(tmp_path / "b", stop_after_epochs=1)) == {}
-    resumed = train(spec, runtime(tmp_path / "b"))
-    for key in ("top1", "per_class_acc", "best_top1", "best_epoch"):
-        assert resumed[key] == straight[key], key
-    a = torch.load(run_directory(spec, tmp_path / "a") / "last.pt", weights_only=True)["model"]
-    b = torch.load(run_directory(spec, tmp_path / "b") / "last.pt", weights_only=True)["model"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    rows_a = read_jsonl(run_directory(spec, tmp_path / "a") / "metrics.jsonl")
-    rows_b = read_jsonl(run_directory(spec, tmp_path / "b") / "metrics.jsonl")
-    assert [r["loss"] for r in rows_a] == [r["loss"] for r in rows_b]
-    return straight
 
 
 @functools.cache

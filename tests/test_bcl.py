@@ -15,7 +15,8 @@ from ltbench.errors import LtbenchError
 from ltbench.losses_balanced import balanced_contrastive_loss, log_prior, logit_adjusted
 from ltbench.method import Batch, TrainerServices
 from ltbench.train import train
-from tests.bcl_helpers import BclServices, check_exact_resume, have_fashion_mnist, literal_bal_scl, make_bcl, runtime
+from tests.bcl_helpers import BclServices, have_fashion_mnist, literal_bal_scl, make_bcl
+from tests.resume import check_exact_resume, runtime
 
 
 def _unit(*xy):

@@ -17,12 +17,11 @@ from ltbench.train import train
 from tests.bcl_helpers import (
     BclServices,
     FixedRng,
-    check_exact_resume,
     have_fashion_mnist,
     literal_bal_scl,
     make_bcl,
-    runtime,
 )
+from tests.resume import check_exact_resume, runtime
 
 # f = (0, 0); centres at distances 1, 2, 4 -> similarities 1, 0.5, 0.25
 FEATS = torch.tensor([[0.0, 0.0]])

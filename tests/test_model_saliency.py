@@ -16,7 +16,8 @@ from ltbench.method import Batch
 from ltbench.model_saliency import box_mass_share, class_activation_maps
 from ltbench.models import build_model
 from ltbench.train import train
-from tests.bcl_helpers import BclServices, runtime
+from tests.bcl_helpers import BclServices
+from tests.resume import runtime
 
 
 def test_cam_equals_the_literal_weighted_sum_of_the_last_stage_and_leaves_bn_alone():

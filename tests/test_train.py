@@ -11,6 +11,7 @@ from ltbench.config import build_spec
 from ltbench.errors import LtbenchError
 from ltbench.files import read_jsonl
 from ltbench.train import RuntimeOptions, run_directory, train
+from tests.resume import check_exact_resume
 
 
 def _runtime(tmp_path, **kw):
@@ -37,18 +38,7 @@ def test_run_writes_a_complete_directory_and_reruns_are_noops(tmp_path, tiny):
 
 def test_resume_gives_exactly_the_uninterrupted_numbers(tmp_path, tiny):
     spec = build_spec("drw", "shapes", 10, 0, "paper", {**tiny, "epochs": 3, "drw_start_epoch": 1})
-    straight = train(spec, _runtime(tmp_path / "a"))
-    assert train(spec, _runtime(tmp_path / "b", stop_after_epochs=1)) == {}
-    assert [r["epoch"] for r in read_jsonl(run_directory(spec, tmp_path / "b") / "metrics.jsonl")] == [0]
-    resumed = train(spec, _runtime(tmp_path / "b"))
-    for key in ("top1", "many", "medium", "few", "per_class_acc", "best_top1", "best_epoch"):
-        assert resumed[key] == straight[key], key
-    a = torch.load(run_directory(spec, tmp_path / "a") / "last.pt", weights_only=False)["model"]
-    b = torch.load(run_directory(spec, tmp_path / "b") / "last.pt", weights_only=False)["model"]
-    assert all(torch.equal(a[k], b[k]) for k in a)
-    rows_a = read_jsonl(run_directory(spec, tmp_path / "a") / "metrics.jsonl")
-    rows_b = read_jsonl(run_directory(spec, tmp_path / "b") / "metrics.jsonl")
-    assert [r["loss"] for r in rows_a] == [r["loss"] for r in rows_b]
+    check_exact_resume(spec, tmp_path)
 
 
 def test_refuses_to_resume_across_specs(tmp_path, tiny):

@@ -123,9 +123,7 @@ def grid_expansion(grid: Grid) -> tuple[list[str], dict[str, frozenset[str]]]:
 
 def grid_run_ids(grid: Grid) -> list[str]:
     """The run ids the grid expands to, in its order (a spec is built per run)."""
-    from ltbench.grid import expand
-
-    return [run.run_id for run in expand(grid)]
+    return grid_expansion(grid)[0]
 
 
 def grid_failures(grid: Grid, results_dir: Path, run_ids: Collection[str] | None = None) -> list[tuple[str, str]]:
